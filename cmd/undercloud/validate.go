@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"github.com/undercloud/undercloud/ignition"
+	"github.com/undercloud/undercloud/sites"
+)
+
+// repoFlags are the flags validate and render share.
+type repoFlags struct {
+	repo, site, ref, branch, artifactRoot string
+}
+
+func (f *repoFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.repo, "repo", os.Getenv("UNDERCLOUD_REPO"), "site repo: a local path, file://, http(s):// or ssh:// URL (env UNDERCLOUD_REPO)")
+	fs.StringVar(&f.ref, "ref", "", "check the sites as they are at this tag, branch or commit, instead of at their bindings")
+	fs.StringVar(&f.branch, "branch", "main", "branch holding bindings.yaml")
+	fs.StringVar(&f.artifactRoot, "artifact-root", os.Getenv("UNDERCLOUD_ARTIFACT_ROOT"), "directory that relative artifact paths are resolved against (env UNDERCLOUD_ARTIFACT_ROOT)")
+}
+
+// openRepo fetches the site repo into a temporary mirror.
+func openRepo(ctx context.Context, url string) (*sites.Repo, func(), error) {
+	if url == "" {
+		return nil, nil, usageError("--repo is required")
+	}
+	dir, err := os.MkdirTemp("", "undercloud-repo-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	r := &sites.Repo{URL: url, Dir: dir}
+	if err := r.Fetch(ctx); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return r, cleanup, nil
+}
+
+// candidate is one site's config at the version to check.
+type candidate struct {
+	site    string
+	version sites.Version
+	config  *sites.Config
+}
+
+// candidates loads the sites to check: at --ref when given, else each at its
+// binding. Load problems are returned, not fatal.
+func candidates(r *sites.Repo, f repoFlags) ([]candidate, sites.Problems, error) {
+	load := func(ref string) (sites.Version, *sites.Config, sites.Problems, error) {
+		v, err := r.Resolve(ref)
+		if err != nil {
+			return v, nil, nil, err
+		}
+		files, err := r.Files(v.Commit)
+		if err != nil {
+			return v, nil, nil, err
+		}
+		cfg, ps := sites.Load(files)
+		return v, cfg, ps, nil
+	}
+	if f.ref != "" {
+		v, cfg, ps, err := load(f.ref)
+		if err != nil {
+			return nil, nil, err
+		}
+		names := cfg.SiteNames()
+		if f.site != "" {
+			names = []string{f.site}
+		}
+		var out []candidate
+		for _, n := range names {
+			out = append(out, candidate{n, v, cfg})
+		}
+		return out, ps, nil
+	}
+	bindings, _, ps, err := r.Bindings(f.branch)
+	if err != nil || len(ps) > 0 {
+		return nil, ps, err
+	}
+	names := make([]string, 0, len(bindings))
+	for n := range bindings {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []candidate
+	for _, n := range names {
+		v, cfg, lps, err := load(bindings[n])
+		if err != nil {
+			ps = append(ps, sites.Problem{File: sites.BindingsFile, Field: n, Message: err.Error()})
+			continue
+		}
+		ps = append(ps, lps...)
+		out = append(out, candidate{n, v, cfg})
+	}
+	return out, ps, nil
+}
+
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f repoFlags
+	f.register(fs)
+	fs.StringVar(&f.site, "site", "", "check only this site (default: every site)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: undercloud validate --repo PATH_OR_URL [--site NAME] [--ref REF]
+
+Runs the validation gate the server runs before it makes a version active:
+schema and unknown fields, duplicate MACs/IPs/host names within and across
+sites, addresses outside their subnet or inside a dynamic range, unknown images
+and roles, etcd quorum (an odd number of masters), artifact digests, and every
+machine's Ignition config rendered and validated.
+
+Without --ref, each site is checked at the version its binding names (as the
+server would); with --ref, every site is checked as it is at REF (a pull
+request's head, say). Exit status 0 when valid; 1 with one line per problem,
+file:field: message; 2 on a usage error.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitError{code: 2}
+	}
+	r, cleanup, err := openRepo(ctx, f.repo)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	cands, ps, err := candidates(r, f)
+	if err != nil {
+		return err
+	}
+	if len(ps) == 0 {
+		ps = checkCandidates(ctx, cands, f)
+	}
+	if len(ps) > 0 {
+		ps.Sort()
+		for _, p := range ps {
+			fmt.Fprintln(stdout, p.String())
+		}
+		return exitError{code: 1, msg: fmt.Sprintf("%d problem(s)", len(ps))}
+	}
+	for _, c := range cands {
+		fmt.Fprintf(stdout, "ok %s at %s (%s)\n", c.site, c.version.Label(), c.version.Short())
+	}
+	return nil
+}
+
+// checkCandidates runs the gate on each candidate, with the other candidates
+// as the other sites for the cross-site checks.
+func checkCandidates(ctx context.Context, cands []candidate, f repoFlags) sites.Problems {
+	gate := sites.Gate{Renderer: ignition.Renderer{}, Artifacts: newArtifactChecker(f.artifactRoot)}
+	var ps sites.Problems
+	for i, c := range cands {
+		others := map[string]*sites.Site{}
+		for j, o := range cands {
+			if j < i && o.config.Sites[o.site] != nil {
+				others[o.site] = o.config.Sites[o.site]
+			}
+		}
+		ps = append(ps, gate.Check(ctx, c.config, []string{c.site}, c.version, others)...)
+	}
+	return ps
+}
+
+func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f repoFlags
+	f.register(fs)
+	fs.StringVar(&f.site, "site", "", "site of the machine (required)")
+	machine := fs.String("machine", "", "machine name (required)")
+	bootstrapped := fs.Bool("bootstrapped", false, "render as after the site's etcd cluster was bootstrapped (masters get --initial-cluster-state existing)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: undercloud render --repo PATH_OR_URL --site NAME --machine NAME [--ref REF]
+
+Prints the machine's Ignition config, exactly as the server would serve it, at
+REF or at the site's binding. The site must pass the validation gate first.
+Pipe it to ignition-validate to check it with Ignition's own validator.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitError{code: 2}
+	}
+	if f.site == "" || *machine == "" {
+		fs.Usage()
+		return usageError("--site and --machine are required")
+	}
+	r, cleanup, err := openRepo(ctx, f.repo)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	cands, ps, err := candidates(r, f)
+	if err != nil {
+		return err
+	}
+	var c *candidate
+	for i := range cands {
+		if cands[i].site == f.site {
+			c = &cands[i]
+		}
+	}
+	if c == nil && len(ps) == 0 {
+		return exitError{code: 1, msg: fmt.Sprintf("site %q not found in the repo", f.site)}
+	}
+	if len(ps) == 0 {
+		ps = checkCandidates(ctx, cands, f)
+	}
+	if len(ps) > 0 {
+		for _, p := range ps {
+			fmt.Fprintln(stderr, p.String())
+		}
+		return exitError{code: 1, msg: "the version does not pass the validation gate; nothing rendered"}
+	}
+	rel, err := c.config.Release(c.site, c.version)
+	if err != nil {
+		return err
+	}
+	m := rel.Site.Machine(*machine)
+	if m == nil {
+		return exitError{code: 1, msg: fmt.Sprintf("site %s has no machine %q at %s", f.site, *machine, c.version.Label())}
+	}
+	out, err := ignition.Render(ignition.Input{Release: rel, Machine: m, Bootstrapped: *bootstrapped})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", out)
+	return err
+}
