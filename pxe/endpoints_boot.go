@@ -1,0 +1,155 @@
+package pxe
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"time"
+)
+
+// chain serves /boot.ipxe: the fixed script that makes iPXE ask for its own
+// machine's script.
+func (s *server) chain(w *respWriter, r *http.Request) {
+	ip := clientIP(r.RemoteAddr)
+	ev := Event{Kind: EventIPXEChain, IP: ip, File: "boot.ipxe"}
+	if s.Leases != nil && ip.IsValid() {
+		ev.MAC, _ = s.Leases.MACByIP(r.Context(), ip)
+	}
+	text, err := s.scripts.Chain(s.base(r))
+	if err != nil {
+		s.log.Warn("boot.ipxe: cannot render chain script", "ip", ip.String(), "mac", ev.MAC, "err", err)
+		ev.Error = "bad request host"
+		s.record(ev)
+		bare(w, http.StatusBadRequest)
+		return
+	}
+	s.log.Debug("boot.ipxe served", "ip", ip.String(), "mac", ev.MAC)
+	s.record(ev)
+	writeScript(w, text)
+}
+
+// script serves /ipxe?mac=…: the machine's own script, and mints the boot's
+// id and token.
+func (s *server) script(w *respWriter, r *http.Request) {
+	ip := clientIP(r.RemoteAddr)
+	q := r.URL.Query()
+	mac, err := parseMAC(q.Get("mac"))
+	if err != nil {
+		s.log.Info("ipxe script: bad MAC", "ip", ip.String(), "mac", printable(q.Get("mac")))
+		bare(w, http.StatusBadRequest)
+		return
+	}
+	log := s.log.With("mac", mac, "ip", ip.String())
+	t, err := s.Targets.Target(r.Context(), mac, hintsFrom(q, ip))
+	if err != nil {
+		log.Error("ipxe script: cannot decide target", "err", err)
+		bare(w, statusFor(err))
+		return
+	}
+	t.MAC = mac
+	bootID := NewBootID()
+	var token string
+	if t.NeedsToken() {
+		if token, err = s.Tokens.Mint(mac, t.Version, bootID); err != nil {
+			log.Error("ipxe script: cannot mint token", "err", err)
+			bare(w, http.StatusInternalServerError)
+			return
+		}
+	}
+	base := s.base(r)
+	text, err := s.scripts.Script(t, base, token)
+	if err != nil {
+		log.Error("ipxe script: cannot render", "site", t.Site, "version", t.Version, "err", err)
+		bare(w, http.StatusInternalServerError)
+		return
+	}
+	action := t.Action()
+	log.Info("ipxe script served", "site", t.Site, "machine", t.Machine, "role", t.Role,
+		"version", t.Version, "action", action.String(), "boot", bootID)
+	s.record(Event{
+		Kind: EventIPXEScript, MAC: mac, IP: ip, BootID: bootID,
+		Site: t.Site, Machine: t.Machine, Version: t.Version, Detail: action.String(),
+	})
+	writeScript(w, text)
+}
+
+func writeScript(w http.ResponseWriter, text string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store") // a script is per boot: never reuse one
+	w.Write([]byte(text))
+}
+
+// artifact serves /images/sha256/<hex>: immutable, so cacheable forever and
+// named by its own digest (ETag); http.ServeContent answers Range and
+// If-None-Match. An optional ?mac= names the machine in the event.
+func (s *server) artifact(w *respWriter, r *http.Request) {
+	ip := clientIP(r.RemoteAddr)
+	digest := r.PathValue("digest")
+	mac, _ := parseMAC(r.URL.Query().Get("mac"))
+	ev := Event{Kind: EventArtifact, MAC: mac, IP: ip, File: printable(digest)}
+	defer func() {
+		ev.Bytes = w.bytes
+		if w.Status() >= 400 {
+			ev.Error = http.StatusText(w.Status())
+		}
+		s.record(ev)
+	}()
+	if !isDigest(digest) {
+		s.log.Info("artifact: not a sha256 digest", "mac", mac, "ip", ip.String(), "file", ev.File)
+		bare(w, http.StatusNotFound)
+		return
+	}
+	f, err := s.Artifacts.Open(digest)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("artifact: not in the store", "mac", mac, "ip", ip.String(), "sha256", digest)
+			bare(w, http.StatusNotFound)
+			return
+		}
+		s.log.Error("artifact: cannot open", "mac", mac, "ip", ip.String(), "sha256", digest, "err", err)
+		bare(w, http.StatusInternalServerError)
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	h.Set("ETag", `"`+digest+`"`)
+	// No modification time: the digest is the version, and a Last-Modified
+	// would only invite needless revalidation.
+	http.ServeContent(w, r, "", time.Time{}, f)
+	s.log.Info("artifact served", "mac", mac, "ip", ip.String(), "sha256", digest, "status", w.Status(), "bytes", w.bytes)
+}
+
+// firmware serves /firmware/<name>: the TFTP allow-list over HTTP, for
+// UEFI HTTP boot. The binaries change with the ipxe package, so they are
+// revalidated rather than cached.
+func (s *server) firmware(w *respWriter, r *http.Request) {
+	ip := clientIP(r.RemoteAddr)
+	raw := r.PathValue("name")
+	ev := Event{Kind: EventFirmware, IP: ip, File: printable(raw)}
+	if s.Leases != nil && ip.IsValid() {
+		ev.MAC, _ = s.Leases.MACByIP(r.Context(), ip)
+	}
+	defer func() {
+		ev.Bytes = w.bytes
+		s.record(ev)
+	}()
+	f, name, err := s.Firmware.Open(raw)
+	if err != nil {
+		ev.Error = refusal(err)
+		s.log.Info("firmware refused", "ip", ip.String(), "mac", ev.MAC, "file", ev.File, "err", err)
+		bare(w, http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	var mod time.Time
+	if st, err := f.Stat(); err == nil {
+		mod = st.ModTime()
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, name, mod, f)
+	s.log.Info("firmware served", "ip", ip.String(), "mac", ev.MAC, "file", name, "status", w.Status(), "bytes", w.bytes)
+}

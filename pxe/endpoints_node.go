@@ -1,0 +1,167 @@
+package pxe
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// authorized is a node request whose token was checked for its MAC and
+// version.
+type authorized struct {
+	mac, version, bootID string
+	ip                   netip.Addr
+}
+
+// authorize checks the mac, version and token of a node request. On failure
+// it has answered 403 with an empty body, logged a warning naming the MAC and
+// the client address (never the token) and recorded deniedKind.
+func (s *server) authorize(w http.ResponseWriter, r *http.Request, deniedKind EventKind, what string) (authorized, bool) {
+	q := r.URL.Query()
+	a := authorized{ip: clientIP(r.RemoteAddr), version: q.Get("version")}
+	mac, err := parseMAC(q.Get("mac"))
+	if err == nil {
+		a.mac = mac
+		a.bootID, err = s.Tokens.Check(q.Get("token"), mac, a.version)
+	}
+	if err == nil {
+		return a, true
+	}
+	ev := Event{Kind: deniedKind, MAC: mac, IP: a.ip, BootID: a.bootID, Version: printable(a.version), File: what, Error: err.Error()}
+	shownMAC := mac
+	if mac == "" { // events carry canonical MACs only; the log shows what came
+		shownMAC = printable(q.Get("mac"))
+		ev.Detail = "mac=" + shownMAC
+	}
+	s.log.Warn(what+" denied", "mac", shownMAC, "ip", a.ip.String(), "version", ev.Version, "err", err)
+	s.record(ev)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusForbidden)
+	return authorized{}, false
+}
+
+// ignition serves /ignition?mac=&version=&token=: the machine's config at
+// that version, only for the boot the token was minted for.
+func (s *server) ignition(w *respWriter, r *http.Request) {
+	a, ok := s.authorize(w, r, EventIgnitionDenied, "ignition")
+	if !ok {
+		return
+	}
+	log := s.log.With("mac", a.mac, "ip", a.ip.String(), "version", a.version, "boot", a.bootID)
+	cfg, err := s.Configs.Config(r.Context(), a.mac, a.version)
+	if err != nil {
+		log.Error("ignition: no config", "err", err)
+		s.record(Event{Kind: EventIgnition, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Error: err.Error()})
+		bare(w, statusFor(err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/vnd.coreos.ignition+json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(cfg)))
+	w.Write(cfg)
+	log.Info("ignition served", "bytes", len(cfg))
+	s.record(Event{Kind: EventIgnition, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Bytes: int64(len(cfg))})
+}
+
+// callbackBody is the optional JSON body of /booted and /heartbeat.
+type callbackBody struct {
+	Digest   string            `json:"digest"`
+	Files    map[string]string `json:"files"`
+	Hostname string            `json:"hostname"`
+}
+
+// callback serves POST /booted and /heartbeat: the node's authenticated
+// reports, passed to Callbacks.
+func (s *server) callback(kind EventKind) func(w *respWriter, r *http.Request) {
+	what := string(kind)
+	return func(w *respWriter, r *http.Request) {
+		a, ok := s.authorize(w, r, EventCallbackDenied, what)
+		if !ok {
+			return
+		}
+		log := s.log.With("mac", a.mac, "ip", a.ip.String(), "version", a.version, "boot", a.bootID)
+		body, status, err := readCallbackBody(w, r)
+		if err != nil {
+			log.Warn(what+": bad body", "err", err)
+			bare(w, status)
+			return
+		}
+		rep := BootReport{
+			MAC: a.mac, Version: a.version, BootID: a.bootID, IP: a.ip, Time: time.Now(),
+			Digest: body.Digest, Files: body.Files, Hostname: body.Hostname,
+		}
+		ev := Event{Kind: kind, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Detail: body.Hostname, Time: rep.Time}
+		if s.Callbacks != nil {
+			if kind == EventBooted {
+				err = s.Callbacks.Booted(r.Context(), rep)
+			} else {
+				err = s.Callbacks.Heartbeat(r.Context(), rep)
+			}
+		}
+		if err != nil {
+			log.Error(what+": not accepted", "err", err)
+			ev.Error = err.Error()
+			s.record(ev)
+			bare(w, statusFor(err))
+			return
+		}
+		if kind == EventBooted {
+			log.Info("booted", "hostname", body.Hostname, "digest", body.Digest)
+		} else {
+			log.Debug("heartbeat")
+		}
+		s.record(ev)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// readCallbackBody reads and checks the optional JSON body, at most
+// maxBodyBytes. It returns the status to answer when the body is refused.
+func readCallbackBody(w http.ResponseWriter, r *http.Request) (callbackBody, int, error) {
+	var b callbackBody
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return b, http.StatusRequestEntityTooLarge, fmt.Errorf("body over %d bytes", maxBodyBytes)
+		}
+		return b, http.StatusBadRequest, fmt.Errorf("read body: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return b, 0, nil
+	}
+	if err := json.Unmarshal(data, &b); err != nil {
+		return b, http.StatusBadRequest, fmt.Errorf("body is not the expected JSON: %w", err)
+	}
+	if b.Digest != "" && !isDigest(b.Digest) {
+		return b, http.StatusBadRequest, errors.New("digest is not a sha256 digest")
+	}
+	if len(b.Hostname) > 253 || cleanHostname(b.Hostname) != b.Hostname {
+		return b, http.StatusBadRequest, errors.New("hostname is not a host name")
+	}
+	for path, sum := range b.Files {
+		if path == "" || len(path) > 4096 || !isDigest(sum) {
+			return b, http.StatusBadRequest, fmt.Errorf("files: %q: want a path and a sha256 digest", printable(path))
+		}
+	}
+	return b, 0, nil
+}
+
+// cleanHostname keeps the characters a host name may have.
+func cleanHostname(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; isWordRune(rune(c)) && c != '_' {
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}

@@ -1,0 +1,170 @@
+package pxe
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// need fails the test when a tool a test runs is missing, naming the Debian
+// package that provides it: a missing peer is a broken test machine, never a
+// reason to skip.
+func need(t *testing.T, tool, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		t.Fatalf("%s not found: install the Debian package %s (apt-get install %s)", tool, pkg, pkg)
+	}
+	return p
+}
+
+// needIPXE returns the path of a binary of Debian's ipxe package.
+func needIPXE(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(DefaultFirmwareDir, name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s missing: install the Debian package ipxe (apt-get install ipxe)", p)
+	}
+	return p
+}
+
+// run runs a command with a deadline and returns its combined output and
+// error.
+func run(t *testing.T, dir string, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// events collects recorded boot events.
+type events struct {
+	mu sync.Mutex
+	l  []Event
+}
+
+func (e *events) Record(ev Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.l = append(e.l, ev)
+}
+
+func (e *events) all() []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]Event(nil), e.l...)
+}
+
+// wait polls until an event matches, since a server records after the
+// client has already gone (the last TFTP ACK, the end of a response).
+func (e *events) wait(t *testing.T, match func(Event) bool) Event {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, ev := range e.all() {
+			if match(ev) {
+				return ev
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no matching event among %+v", e.all())
+	return Event{}
+}
+
+// leaseTable is a fixed IP to MAC map.
+type leaseTable map[netip.Addr]string
+
+func (l leaseTable) MACByIP(_ context.Context, ip netip.Addr) (string, bool) {
+	mac, ok := l[ip]
+	return mac, ok
+}
+
+// metrics remembers what the Metrics hook is told.
+type metrics struct {
+	mu   sync.Mutex
+	http map[string]int // "endpoint status" -> count
+	tftp []tftpCall
+}
+
+type tftpCall struct {
+	File  string
+	Bytes int64
+	OK    bool
+}
+
+func (m *metrics) HTTPRequest(endpoint string, status int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.http == nil {
+		m.http = map[string]int{}
+	}
+	m.http[endpoint+" "+strconv.Itoa(status)]++
+}
+
+func (m *metrics) TFTPTransfer(file string, n int64, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tftp = append(m.tftp, tftpCall{file, n, ok})
+}
+
+func (m *metrics) httpCount(key string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.http[key]
+}
+
+func (m *metrics) tftpCalls() []tftpCall {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]tftpCall(nil), m.tftp...)
+}
+
+// syncBuffer is a log sink safe for concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
