@@ -6,9 +6,6 @@ import (
 )
 
 // Temporary: these land with the boot-path, rebuild and web issues.
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return usageError("serve: not built yet")
-}
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usageError("status: not built yet")
 }

@@ -1,0 +1,394 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/undercloud/undercloud/dhcp"
+	"github.com/undercloud/undercloud/ignition"
+	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/pxe"
+	"github.com/undercloud/undercloud/sites"
+)
+
+// The composition root adapts the inventory and the tracker to the small
+// interfaces the dhcp, pxe and sites packages declare.
+var (
+	_ dhcp.Leases           = leases{}
+	_ dhcp.Recorder         = (*dhcpEvents)(nil)
+	_ pxe.Targets           = (*boots)(nil)
+	_ pxe.Configs           = (*boots)(nil)
+	_ pxe.Callbacks         = (*boots)(nil)
+	_ pxe.Recorder          = (*boots)(nil)
+	_ pxe.Leases            = leases{}
+	_ sites.VersionStore    = versionStore{}
+	_ sites.ArtifactChecker = storeChecker{}
+)
+
+// declineHold is how long an address a client declined (someone else
+// answers on it) is kept out of the dynamic range.
+const declineHold = 10 * time.Minute
+
+// leases adapts the inventory's lease table to dhcp.Leases and pxe.Leases.
+type leases struct{ db *inventory.DB }
+
+func (l leases) Offer(ctx context.Context, hw net.HardwareAddr, sn dhcp.Subnet, want netip.Addr) (netip.Addr, error) {
+	if sn.Range == nil {
+		return netip.Addr{}, dhcp.ErrRangeFull
+	}
+	lease, err := l.db.Allocate(ctx, inventory.LeaseRequest{MAC: sites.MAC(hw.String()), IP: want, Site: sn.Site},
+		sites.Range{Start: sn.Range.First, End: sn.Range.Last})
+	if errors.Is(err, inventory.ErrRangeFull) {
+		return netip.Addr{}, fmt.Errorf("%w: %v", dhcp.ErrRangeFull, err)
+	}
+	return lease.IP, err
+}
+
+func (l leases) Commit(ctx context.Context, d dhcp.Lease) error {
+	_, err := l.db.Bind(ctx, inventory.LeaseRequest{
+		MAC: sites.MAC(d.MAC.String()), IP: d.IP, Site: d.Site, Hostname: d.Hostname, Duration: time.Until(d.Expires),
+	})
+	if errors.Is(err, inventory.ErrConflict) {
+		return fmt.Errorf("%w: %v", dhcp.ErrConflict, err)
+	}
+	return err
+}
+
+func (l leases) Release(ctx context.Context, hw net.HardwareAddr, ip netip.Addr) error {
+	return l.db.Release(ctx, sites.MAC(hw.String()), ip)
+}
+
+func (l leases) Decline(ctx context.Context, hw net.HardwareAddr, ip netip.Addr) error {
+	return l.db.Decline(ctx, sites.MAC(hw.String()), ip, declineHold)
+}
+
+func (l leases) MACByIP(ctx context.Context, ip netip.Addr) (string, bool) {
+	lease, err := l.db.LeaseByIP(ctx, ip)
+	if err != nil || lease.MAC == "" {
+		return "", false
+	}
+	return string(lease.MAC), true
+}
+
+// dhcpEvents records DHCP events in the inventory. Record must not block the
+// packet path: the inventory buffers events and commits them in batches, and
+// what a packet tells about a machine's firmware is written from a
+// goroutine, once per MAC and change.
+type dhcpEvents struct {
+	db  *inventory.DB
+	log *slog.Logger
+
+	mu   sync.Mutex
+	seen map[sites.MAC]inventory.Observation
+	obs  chan inventory.Observation
+}
+
+func newDHCPEvents(db *inventory.DB, log *slog.Logger) *dhcpEvents {
+	return &dhcpEvents{db: db, log: log, seen: map[sites.MAC]inventory.Observation{}, obs: make(chan inventory.Observation, 1024)}
+}
+
+var dhcpKinds = map[dhcp.Kind]inventory.EventKind{
+	dhcp.KindDiscover: inventory.EventDHCPDiscover, dhcp.KindOffer: inventory.EventDHCPOffer,
+	dhcp.KindRequest: inventory.EventDHCPRequest, dhcp.KindAck: inventory.EventDHCPAck,
+	dhcp.KindNak: inventory.EventDHCPNak, dhcp.KindRelease: inventory.EventDHCPRelease,
+	dhcp.KindDecline: inventory.EventDHCPDecline, dhcp.KindInform: inventory.EventDHCPInform,
+}
+
+func (e *dhcpEvents) Record(ev dhcp.Event) {
+	kind, ok := dhcpKinds[ev.Kind]
+	if !ok || len(ev.MAC) == 0 {
+		return
+	}
+	mac := sites.MAC(ev.MAC.String())
+	detail := map[string]any{"xid": fmt.Sprintf("0x%08x", ev.XID)}
+	if ev.File != "" {
+		detail["file"] = ev.File
+	}
+	if ev.Boot.Firmware != dhcp.FirmwareNone {
+		detail["firmware"] = ev.Boot.Firmware.String()
+	}
+	if ev.Relay.IsValid() {
+		detail["relay"] = ev.Relay.String()
+	}
+	if ev.Proxy {
+		detail["proxy"] = true
+	}
+	if ev.Reason != "" {
+		detail["reason"] = ev.Reason
+	}
+	d, _ := json.Marshal(detail)
+	ip := ev.IP
+	if kind == inventory.EventDHCPDiscover || kind == inventory.EventDHCPRequest || kind == inventory.EventDHCPNak {
+		ip = netip.Addr{} // not the machine's address (yet)
+	}
+	if err := e.db.Record(context.Background(), inventory.Event{
+		At: ev.Time, MAC: mac, Site: ev.Site, Kind: kind, IP: ip, Detail: string(d),
+	}); err != nil {
+		e.log.Warn("record DHCP event", "mac", mac, "err", err)
+	}
+	if kind == inventory.EventDHCPDiscover || kind == inventory.EventDHCPRequest {
+		e.observe(mac, ev)
+	}
+}
+
+// observe queues what the packet says about the machine's firmware when it
+// is new for this MAC; it drops rather than blocks when the queue is full.
+func (e *dhcpEvents) observe(mac sites.MAC, ev dhcp.Event) {
+	o := inventory.Observation{MAC: mac, Site: ev.Site, UUID: ev.Boot.UUID, VendorClass: ev.Boot.VendorClass}
+	if ev.Boot.HasArch {
+		o.Arch = strconv.Itoa(int(ev.Boot.Arch))
+	}
+	e.mu.Lock()
+	prev, ok := e.seen[mac]
+	if ok && prev == o {
+		e.mu.Unlock()
+		return
+	}
+	if len(e.seen) > 100000 { // bound memory; a re-observation is harmless
+		clear(e.seen)
+	}
+	e.seen[mac] = o
+	e.mu.Unlock()
+	select {
+	case e.obs <- o:
+	default:
+	}
+}
+
+// Run writes observations until ctx ends.
+func (e *dhcpEvents) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case o := <-e.obs:
+			if err := e.db.Observe(ctx, o); err != nil && ctx.Err() == nil {
+				e.log.Warn("record machine identity", "mac", o.MAC, "err", err)
+			}
+		}
+	}
+}
+
+// boots serves the pxe package: what a machine boots, its config, its
+// callbacks and its boot events.
+type boots struct {
+	ix      *index
+	tracker *sites.Tracker
+	db      *inventory.DB
+	log     *slog.Logger
+	// rebuildPending says whether a rebuild of mac is under way; nil: never.
+	rebuildPending func(ctx context.Context, mac sites.MAC) bool
+	// onBooted is told about every authenticated booted callback.
+	onBooted func(ctx context.Context, r pxe.BootReport)
+}
+
+func (b *boots) Target(ctx context.Context, mac string, h pxe.Hints) (pxe.Target, error) {
+	m := sites.MAC(mac)
+	if h.UUID != "" || h.Serial != "" {
+		if err := b.db.Observe(ctx, inventory.Observation{MAC: m, UUID: h.UUID, Serial: h.Serial}); err != nil {
+			b.log.Warn("record machine identity", "mac", mac, "err", err)
+		}
+	}
+	p, ok := b.ix.machine(m)
+	if !ok {
+		return b.unknown(ctx, m)
+	}
+	rel, im := p.rel, p.rel.Image
+	t := imageTarget(im, rel.Site)
+	t.Kind, t.Site, t.Machine, t.Role, t.Version = pxe.TargetKnown, rel.Site.Name, p.m.Name, string(p.m.Role), rel.Version.Commit
+	if im.Mode == sites.ImageInstall {
+		t.RebuildPending = b.installPending(ctx, m)
+	}
+	return t, nil
+}
+
+// installPending is whether an install image must run: the machine never
+// reported a boot (a first install), or a rebuild is pending. Otherwise it
+// boots its disk, so a machine never loops installing.
+func (b *boots) installPending(ctx context.Context, mac sites.MAC) bool {
+	if b.rebuildPending != nil && b.rebuildPending(ctx, mac) {
+		return true
+	}
+	m, err := b.db.Machine(ctx, mac)
+	return err != nil || m.CurrentVersion == ""
+}
+
+// unknown is the answer for a MAC in no site: the discovery image of the
+// site whose network it leased on, or nothing.
+func (b *boots) unknown(ctx context.Context, mac sites.MAC) (pxe.Target, error) {
+	lease, err := b.db.LeaseByMAC(ctx, mac)
+	if err != nil {
+		return pxe.Target{Kind: pxe.TargetNone}, nil
+	}
+	rel := b.ix.release(lease.Site)
+	if rel == nil || rel.Site.DiscoveryImage == "" {
+		return pxe.Target{Kind: pxe.TargetNone, Site: lease.Site}, nil
+	}
+	files, err := b.tracker.Repo.Files(rel.Version.Commit)
+	if err != nil {
+		return pxe.Target{}, err
+	}
+	cfg, _ := sites.Load(files)
+	im := cfg.Images[rel.Site.DiscoveryImage]
+	if im == nil {
+		return pxe.Target{Kind: pxe.TargetNone, Site: lease.Site}, nil
+	}
+	t := imageTarget(im, rel.Site)
+	t.Kind, t.Site, t.Version = pxe.TargetDiscovery, rel.Site.Name, rel.Version.Commit
+	return t, nil
+}
+
+func imageTarget(im *sites.Image, s *sites.Site) pxe.Target {
+	t := pxe.Target{
+		Mode: string(im.Mode), Kernel: im.Artifacts.Kernel.SHA256, Initrd: im.Artifacts.Initrd.SHA256,
+		KernelArgs: append(append([]string(nil), im.KernelArgs...), s.KernelArgs...), IgnitionArg: im.IgnitionArg,
+	}
+	if im.Artifacts.Rootfs != nil {
+		t.Rootfs = im.Artifacts.Rootfs.SHA256
+	}
+	return t
+}
+
+// Config renders a machine's config at the version its token names: the
+// version its script was served with, so the config never changes under a
+// booting machine even if a new version activated meanwhile.
+func (b *boots) Config(ctx context.Context, mac, version string) ([]byte, error) {
+	p, ok := b.ix.machine(sites.MAC(mac))
+	if !ok {
+		return nil, fmt.Errorf("%s is not a known machine: %w", mac, pxe.ErrNotFound)
+	}
+	site := p.rel.Site.Name
+	rel, err := b.tracker.ReleaseAt(site, version)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, pxe.ErrNotFound)
+	}
+	m := rel.Site.MachineByMAC(sites.MAC(mac))
+	if m == nil {
+		return nil, fmt.Errorf("%s is not in site %s at %s: %w", mac, site, version, pxe.ErrNotFound)
+	}
+	st, err := b.db.Site(ctx, site)
+	if err != nil {
+		return nil, fmt.Errorf("site state of %s: %w", site, err)
+	}
+	return ignition.Render(ignition.Input{Release: rel, Machine: m, Bootstrapped: st.Bootstrapped})
+}
+
+// Booted records that a machine booted on a version, and marks its site
+// bootstrapped once every master has booted: from then on masters are
+// rendered to join the existing etcd cluster instead of creating one.
+func (b *boots) Booted(ctx context.Context, r pxe.BootReport) error {
+	detail, _ := json.Marshal(map[string]any{"digest": r.Digest, "hostname": r.Hostname, "files": r.Files})
+	mac := sites.MAC(r.MAC)
+	site := ""
+	if p, ok := b.ix.machine(mac); ok {
+		site = p.rel.Site.Name
+	}
+	if _, err := b.db.RecordSync(ctx, inventory.Event{
+		At: r.Time, MAC: mac, Site: site, BootID: r.BootID, Kind: inventory.EventBooted,
+		Version: r.Version, IP: r.IP, Detail: string(detail),
+	}); err != nil {
+		return err
+	}
+	if site != "" {
+		if err := b.markBootstrapped(ctx, site); err != nil {
+			b.log.Warn("mark site bootstrapped", "site", site, "err", err)
+		}
+	}
+	if b.onBooted != nil {
+		b.onBooted(ctx, r)
+	}
+	return nil
+}
+
+func (b *boots) markBootstrapped(ctx context.Context, site string) error {
+	st, err := b.db.Site(ctx, site)
+	if err != nil || st.Bootstrapped {
+		return err
+	}
+	rel := b.ix.release(site)
+	if rel == nil || len(rel.Site.Masters()) == 0 {
+		return nil
+	}
+	for _, m := range rel.Site.Masters() {
+		got, err := b.db.Machine(ctx, m.MAC)
+		if err != nil || got.CurrentVersion == "" {
+			return nil // a master has not booted yet
+		}
+	}
+	b.log.Info("site bootstrapped: masters now join the existing etcd cluster", "site", site)
+	return b.db.MarkBootstrapped(ctx, site)
+}
+
+func (b *boots) Heartbeat(ctx context.Context, r pxe.BootReport) error {
+	return b.db.Record(ctx, inventory.Event{At: r.Time, MAC: sites.MAC(r.MAC), BootID: r.BootID,
+		Kind: inventory.EventHeartbeat, Version: r.Version, IP: r.IP})
+}
+
+// Record stores a pxe boot event (called from a pxe.Queue's goroutine).
+// Booted and heartbeat events are stored by the callbacks themselves.
+func (b *boots) Record(e pxe.Event) {
+	if e.MAC == "" || e.Kind == pxe.EventBooted || e.Kind == pxe.EventHeartbeat {
+		return
+	}
+	mac := sites.MAC(e.MAC)
+	site := e.Site
+	if p, ok := b.ix.machine(mac); ok && site == "" {
+		site = p.rel.Site.Name
+	}
+	detail := map[string]any{}
+	for k, v := range map[string]string{"file": e.File, "detail": e.Detail, "error": e.Error} {
+		if v != "" {
+			detail[k] = v
+		}
+	}
+	if e.Bytes > 0 {
+		detail["bytes"] = e.Bytes
+	}
+	d, _ := json.Marshal(detail)
+	src := ""
+	if e.IP.IsValid() {
+		src = e.IP.String()
+	}
+	if err := b.db.Record(context.Background(), inventory.Event{
+		At: e.Time, MAC: mac, Site: site, BootID: e.BootID, Kind: inventory.EventKind(e.Kind),
+		Version: e.Version, Source: src, Detail: string(d),
+	}); err != nil {
+		b.log.Warn("record boot event", "mac", e.MAC, "err", err)
+	}
+}
+
+// versionStore adapts the inventory to sites.VersionStore.
+type versionStore struct{ db *inventory.DB }
+
+func (v versionStore) ActiveCommit(ctx context.Context, site string) (string, error) {
+	st, err := v.db.Site(ctx, site)
+	if errors.Is(err, inventory.ErrNotFound) || (err == nil && st.Active == nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return st.Active.Version.Commit, nil
+}
+
+func (v versionStore) RecordVersion(ctx context.Context, site string, ver sites.Version, ps sites.Problems) error {
+	_, err := v.db.RecordValidation(ctx, site, ver, ps)
+	return err
+}
+
+// storeChecker makes the gate import every artifact into the image store:
+// a version whose artifacts cannot be had (or have the wrong digest) is
+// rejected, and an accepted one can be served at once.
+type storeChecker struct{ store *pxe.Store }
+
+func (s storeChecker) CheckArtifact(ctx context.Context, a sites.Artifact) error {
+	return s.store.Import(ctx, a.Source(), a.SHA256)
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// serveConfig is everything `undercloud serve` needs, from flags and
+// UNDERCLOUD_* environment variables (a flag given on the command line wins).
+type serveConfig struct {
+	Repo         string
+	Branch       string
+	Sites        []string
+	DataDir      string
+	ArtifactRoot string
+	Interface    string
+	ServerIP     netip.Addr
+	DHCP         bool
+	TFTPListen   string
+	Listen       string
+	IPXEDir      string
+	EFIBinary    string
+	Refresh      time.Duration
+	SecretsFile  string
+	LogFormat    string
+	LogLevel     slog.Level
+}
+
+// envName is the environment variable that stands for a flag.
+func envName(flagName string) string {
+	return "UNDERCLOUD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseServe fills a serveConfig from args and the environment and checks it.
+func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &serveConfig{}
+	var sitesList, serverIP, level string
+	fs.StringVar(&c.Repo, "repo", "", "site repo: a local path, file://, http(s):// or ssh:// URL (required)")
+	fs.StringVar(&c.Branch, "branch", "main", "branch of the site repo that holds bindings.yaml")
+	fs.StringVar(&sitesList, "sites", "", "comma-separated sites to serve (default: every site in bindings.yaml)")
+	fs.StringVar(&c.DataDir, "data-dir", "/var/lib/undercloud", "where the repo mirror, the inventory database and the image store live")
+	fs.StringVar(&c.ArtifactRoot, "artifact-root", "", "directory relative artifact paths of the image catalog are resolved against (default: DATA-DIR/artifacts)")
+	fs.StringVar(&c.Interface, "interface", "", "interface DHCP listens on (default: each served site's network.interface)")
+	fs.StringVar(&serverIP, "server-ip", "", "address machines reach this server at (default: the DHCP interface's IPv4 address)")
+	fs.BoolVar(&c.DHCP, "dhcp", true, "serve DHCP (false: another DHCP server points machines here)")
+	fs.StringVar(&c.TFTPListen, "tftp-listen", ":69", "TFTP address for the iPXE binaries (empty disables TFTP)")
+	fs.StringVar(&c.Listen, "listen", ":8080", "HTTP address: machine-facing boot endpoints, web UI, JSON API and /metrics")
+	fs.StringVar(&c.IPXEDir, "ipxe-dir", "/usr/lib/ipxe", "directory of the iPXE binaries served over TFTP (Debian package ipxe)")
+	fs.StringVar(&c.EFIBinary, "efi-binary", "ipxe.efi", "iPXE binary for x86-64 UEFI machines: ipxe.efi (own drivers) or snponly.efi (firmware's driver)")
+	fs.DurationVar(&c.Refresh, "refresh", time.Minute, "how often the site repo is fetched")
+	fs.StringVar(&c.SecretsFile, "secrets", "", "secrets file (YAML, mode 0600): boot token key, API tokens, BMC credentials")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: undercloud serve --repo PATH_OR_URL [flags]
+
+Runs the site server: fetches the site repo, validates each site's bound
+version and serves the active one to machines over DHCP (port 67, and 4011 in
+proxy mode), TFTP (69) and HTTP (boot scripts, images, Ignition configs), with
+the web UI, JSON API and Prometheus metrics on the same HTTP port. Every boot
+step is recorded in DATA-DIR/inventory.db. SIGTERM or Ctrl-C stops it cleanly.
+
+Every flag can also be set as an environment variable: UNDERCLOUD_ and the
+flag name in capitals, dashes as underscores (UNDERCLOUD_DATA_DIR).
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	// Environment first, so flags given on the command line override it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, usageError("%v", envErr)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError("serve takes no arguments, got %q", fs.Args())
+	}
+	for _, s := range strings.Split(sitesList, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			c.Sites = append(c.Sites, s)
+		}
+	}
+	if serverIP != "" {
+		a, err := netip.ParseAddr(serverIP)
+		if err != nil || !a.Is4() {
+			return nil, usageError("--server-ip %q: not an IPv4 address", serverIP)
+		}
+		c.ServerIP = a
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError("--log-level %q: want debug, info, warn or error", level)
+	}
+	return c, c.check()
+}
+
+func (c *serveConfig) check() error {
+	switch {
+	case c.Repo == "":
+		return usageError("--repo (or UNDERCLOUD_REPO) is required: the site repo to serve")
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return usageError("--log-format %q: want text or json", c.LogFormat)
+	case c.Refresh < time.Second:
+		return usageError("--refresh %s: too short (at least 1s)", c.Refresh)
+	case c.EFIBinary != "ipxe.efi" && c.EFIBinary != "snponly.efi":
+		return usageError("--efi-binary %q: want ipxe.efi or snponly.efi", c.EFIBinary)
+	}
+	for name, addr := range map[string]string{"listen": c.Listen, "tftp-listen": c.TFTPListen} {
+		if addr == "" && name == "tftp-listen" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return usageError("--%s %q: want host:port or :port", name, addr)
+		}
+	}
+	if c.ArtifactRoot == "" {
+		c.ArtifactRoot = filepath.Join(c.DataDir, "artifacts")
+	}
+	if _, err := os.Stat(c.IPXEDir); err != nil {
+		return usageError("--ipxe-dir %s: %v (install the Debian package ipxe)", c.IPXEDir, err)
+	}
+	return nil
+}
+
+// logger builds the server's logger.
+func (c *serveConfig) logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

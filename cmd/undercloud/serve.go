@@ -1,0 +1,337 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/undercloud/undercloud/dhcp"
+	"github.com/undercloud/undercloud/ignition"
+	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/pxe"
+	"github.com/undercloud/undercloud/sites"
+)
+
+// server is the running site server: what serve wires together.
+type server struct {
+	cfg     *serveConfig
+	log     *slog.Logger
+	secrets *secrets
+	db      *inventory.DB
+	store   *pxe.Store
+	ix      *index
+	tracker *sites.Tracker
+	refresh chan bool // on-demand refresh of the site repo (true: retry rejected versions)
+	boots   *boots
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseServe(args, os.Getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := cfg.logger(stderr)
+	sec, err := loadSecrets(cfg.SecretsFile, os.Environ())
+	if err != nil {
+		return err
+	}
+	s, err := newServer(ctx, cfg, sec, log)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.run(ctx)
+}
+
+// newServer opens the inventory and the site repo and makes the first
+// decisions about versions, so that the server starts serving what it
+// served before a restart even when the remote is down.
+func newServer(ctx context.Context, cfg *serveConfig, sec *secrets, log *slog.Logger) (*server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	db, err := inventory.Open(ctx, filepath.Join(cfg.DataDir, "inventory.db"))
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: log, secrets: sec, db: db, ix: &index{}, refresh: make(chan bool, 1)}
+	s.store = &pxe.Store{Dir: filepath.Join(cfg.DataDir, "images"), ArtifactRoot: cfg.ArtifactRoot,
+		Client: &http.Client{Timeout: 30 * time.Minute}, Log: log}
+	s.tracker = &sites.Tracker{
+		Repo:   &sites.Repo{URL: cfg.Repo, Dir: filepath.Join(cfg.DataDir, "repo.git"), Log: log},
+		Branch: cfg.Branch, Sites: cfg.Sites,
+		Gate:  sites.Gate{Renderer: ignition.Renderer{}, Artifacts: storeChecker{s.store}},
+		Store: versionStore{db}, Log: log,
+		OnActivate: s.activated,
+	}
+	s.boots = &boots{ix: s.ix, tracker: s.tracker, db: db, log: log}
+	restore := cfg.Sites
+	if len(restore) == 0 {
+		known, err := db.Sites(ctx)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		for _, st := range known {
+			restore = append(restore, st.Name)
+		}
+	}
+	if err := s.tracker.Restore(ctx, restore); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.tracker.Refresh(ctx, false); err != nil {
+		if len(s.tracker.Releases()) == 0 {
+			db.Close()
+			return nil, fmt.Errorf("no site can be served: %w", err)
+		}
+		log.Warn("site repo unreachable; serving the versions active before", "url", cfg.Repo, "err", err)
+	}
+	for _, st := range s.tracker.Status() {
+		if st.Active == nil {
+			log.Error("site has no active version: its machines get nothing until one passes the gate",
+				"site", st.Site, "binding", st.Binding, "problems", st.Problems, "err", st.Error)
+		}
+	}
+	return s, nil
+}
+
+// activated is called by the tracker when a site's active version changes.
+func (s *server) activated(r *sites.Release) {
+	s.ix.update(s.tracker.Releases())
+	if err := s.db.DeclareMachines(context.Background(), r); err != nil {
+		s.log.Error("record declared machines", "site", r.Site.Name, "version", r.Version.Commit, "err", err)
+	}
+}
+
+func (s *server) close() {
+	if err := s.db.Close(); err != nil {
+		s.log.Error("close inventory", "err", err)
+	}
+}
+
+// listeners are every socket the server serves, opened before anything runs
+// so that a port in use is reported at once.
+type listeners struct {
+	http net.Listener
+	tftp net.PacketConn
+	dhcp []dhcpListener
+}
+
+type dhcpListener struct {
+	iface    string
+	serverIP netip.Addr
+	port     int
+	conn     net.PacketConn
+}
+
+func (l *listeners) close() {
+	if l.http != nil {
+		l.http.Close()
+	}
+	if l.tftp != nil {
+		l.tftp.Close()
+	}
+	for _, d := range l.dhcp {
+		d.conn.Close()
+	}
+}
+
+func (s *server) listen() (*listeners, error) {
+	l := &listeners{}
+	var err error
+	if l.http, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+		return nil, fmt.Errorf("HTTP: %w", err)
+	}
+	if s.cfg.TFTPListen != "" {
+		if l.tftp, err = net.ListenPacket("udp4", s.cfg.TFTPListen); err != nil {
+			l.close()
+			return nil, fmt.Errorf("TFTP: %w", err)
+		}
+	}
+	if !s.cfg.DHCP {
+		return l, nil
+	}
+	for _, d := range s.dhcpInterfaces() {
+		if !d.serverIP.IsValid() {
+			l.close()
+			return nil, fmt.Errorf("DHCP on %s: the interface has no IPv4 address in the site's subnet; give --server-ip", d.iface)
+		}
+		ports := []int{dhcp.ServerPort}
+		if d.proxy {
+			ports = append(ports, dhcp.ProxyPort)
+		}
+		for _, port := range ports {
+			conn, err := dhcp.Listen(d.iface, port)
+			if err != nil {
+				l.close()
+				return nil, err
+			}
+			l.dhcp = append(l.dhcp, dhcpListener{iface: d.iface, serverIP: d.serverIP, port: port, conn: conn})
+		}
+	}
+	return l, nil
+}
+
+type dhcpIface struct {
+	iface    string
+	serverIP netip.Addr
+	proxy    bool
+}
+
+// dhcpInterfaces are the interfaces DHCP listens on: --interface, else the
+// network.interface of every site with an active version.
+func (s *server) dhcpInterfaces() []dhcpIface {
+	byName := map[string]*dhcpIface{}
+	var order []string
+	for _, r := range s.tracker.Releases() {
+		name := s.cfg.Interface
+		if name == "" {
+			name = r.Site.Network.Interface
+		}
+		if name == "" {
+			s.log.Warn("site names no network.interface and --interface is not set: no DHCP for it", "site", r.Site.Name)
+			continue
+		}
+		d, ok := byName[name]
+		if !ok {
+			d = &dhcpIface{iface: name, serverIP: s.cfg.ServerIP}
+			byName[name] = d
+			order = append(order, name)
+		}
+		if !d.serverIP.IsValid() {
+			d.serverIP = ifaceAddr(name, r.Site.Network.Subnet)
+		}
+		d.proxy = d.proxy || r.Site.Network.DHCP.Mode == sites.DHCPProxy
+	}
+	out := make([]dhcpIface, 0, len(order))
+	for _, n := range order {
+		out = append(out, *byName[n])
+	}
+	return out
+}
+
+// ifaceAddr returns the interface's IPv4 address inside subnet, else its
+// first IPv4 address.
+func ifaceAddr(name string, subnet netip.Prefix) netip.Addr {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addrs, _ := ifi.Addrs()
+	var first netip.Addr
+	for _, a := range addrs {
+		p, err := netip.ParsePrefix(a.String())
+		if err != nil || !p.Addr().Is4() {
+			continue
+		}
+		if subnet.Contains(p.Addr()) {
+			return p.Addr()
+		}
+		if !first.IsValid() {
+			first = p.Addr()
+		}
+	}
+	return first
+}
+
+// run serves until ctx ends, then shuts every service down.
+func (s *server) run(ctx context.Context) error {
+	l, err := s.listen()
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	key, err := s.secrets.bootTokenKey(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	firmware := pxe.Firmware{Dir: s.cfg.IPXEDir}
+	if err := firmware.Check(); err != nil {
+		return err
+	}
+	queue := &pxe.Queue{Next: s.boots, Log: s.log}
+	events := newDHCPEvents(s.db, s.log)
+	bootHTTP := &pxe.HTTP{
+		Targets: s.boots, Configs: s.boots, Callbacks: s.boots, Artifacts: s.store,
+		Tokens: &pxe.Tokens{Key: key}, Firmware: firmware, Leases: leases{s.db}, Recorder: queue, Log: s.log,
+	}
+	handler, err := s.handler(bootHTTP)
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.tracker.Run(ctx, s.cfg.Refresh, s.refresh) })
+	g.Go(func() error { return queue.Run(ctx) })
+	g.Go(func() error { return events.Run(ctx) })
+	g.Go(func() error { return serveHTTP(ctx, l.http, handler) })
+	if l.tftp != nil {
+		tftp := &pxe.TFTP{Firmware: firmware, Leases: leases{s.db}, Recorder: queue, Log: s.log}
+		g.Go(func() error { return tftp.Serve(ctx, l.tftp) })
+	}
+	port := l.http.Addr().(*net.TCPAddr).Port
+	for _, d := range l.dhcp {
+		srv := &dhcp.Server{
+			Iface: d.iface, ServerIP: d.serverIP, BootURL: fmt.Sprintf("http://%s:%d", d.serverIP, port),
+			EFIBinary: s.cfg.EFIBinary, Plan: s.ix, Leases: leases{s.db}, Recorder: events,
+			Log: s.log.With("iface", d.iface),
+		}
+		g.Go(func() error { return srv.Serve(ctx, d.conn) })
+		s.log.Info("DHCP listening", "iface", d.iface, "port", d.port, "server_ip", d.serverIP)
+	}
+	s.log.Info("undercloud serving", "http", l.http.Addr().String(), "sites", len(s.tracker.Releases()))
+	err = g.Wait()
+	if ferr := s.db.Flush(context.Background()); ferr != nil {
+		s.log.Error("flush inventory", "err", ferr)
+	}
+	s.log.Info("undercloud stopped")
+	return err
+}
+
+// handler is the HTTP surface: the machine-facing boot endpoints and, next
+// to them, the operator-facing ones.
+func (s *server) handler(boot *pxe.HTTP) (http.Handler, error) {
+	h, err := boot.Handler()
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if len(s.tracker.Releases()) == 0 {
+			http.Error(w, "no site has an active version", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux, nil
+}
+
+// serveHTTP serves until ctx ends, then shuts down with a fresh timeout:
+// requests under way (an artifact download) get a chance to finish.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package inventory
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// durabilityEnv makes the test binary a durability child: the value is
+// "path,offset", the database and the first lease number.
+const durabilityEnv = "UNDERCLOUD_INVENTORY_DURABILITY_CHILD"
+
+const durabilityLeases = 200
+
+// TestDurabilityAcrossKill runs a child process (this test binary again)
+// that commits leases from four goroutines and prints "committed i" once
+// Bind(i) has returned, and kills it with SIGKILL partway. Every lease the
+// child reported must be in the database when it is opened again.
+func TestDurabilityAcrossKill(t *testing.T) {
+	if v := os.Getenv(durabilityEnv); v != "" {
+		durabilityChild(v) // does not return
+	}
+	path := filepath.Join(t.TempDir(), "durable.db")
+	partway := 0
+	for round, killAfter := range []int{20, 60, 120} {
+		offset := round * 1000
+		reported := runAndKill(t, path, offset, killAfter)
+		if len(reported) < durabilityLeases {
+			partway++
+		}
+		db, err := Open(context.Background(), path)
+		if err != nil {
+			t.Fatalf("round %d: reopen after kill: %v", round, err)
+		}
+		for _, i := range reported {
+			l, err := db.LeaseByMAC(context.Background(), testMAC(i))
+			switch {
+			case err != nil:
+				t.Errorf("round %d: lease %d reported committed, then lost: %v", round, i, err)
+			case l.IP != testIP(i) || l.State != LeaseBound:
+				t.Errorf("round %d: lease %d stored as %s %s", round, i, l.IP, l.State)
+			}
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("round %d: killed after %d reports; all present", round, len(reported))
+	}
+	if partway == 0 {
+		t.Error("the child finished every round before it was killed: nothing was tested mid-write")
+	}
+}
+
+// runAndKill starts a child committing leases offset.. and kills it after
+// it has reported killAfter commits. It returns the lease numbers reported.
+func runAndKill(t *testing.T, path string, offset, killAfter int) []int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDurabilityAcrossKill$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d", durabilityEnv, path, offset))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitOnce sync.Once
+	wait := func() { waitOnce.Do(func() { cmd.Wait() }) }
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		wait()
+	})
+
+	var reported []int
+	killed := false
+	timeout := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
+	defer timeout.Stop()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "done" {
+			break
+		}
+		n, ok := strings.CutPrefix(line, "committed ")
+		if !ok {
+			continue // test framework output
+		}
+		i, err := strconv.Atoi(n)
+		if err != nil {
+			t.Fatalf("child said %q", line)
+		}
+		reported = append(reported, i)
+		if len(reported) == killAfter {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+			// Lines already in the pipe were printed after their commit
+			// returned: they count too.
+		}
+	}
+	if !killed {
+		cmd.Process.Signal(syscall.SIGKILL)
+	}
+	wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("child ended with %v, not by SIGKILL (did it fail?)", cmd.ProcessState)
+	}
+	return reported
+}
+
+// durabilityChild commits durabilityLeases leases through the public API,
+// printing "committed i" after each Bind returns, then "done", then waits
+// to be killed.
+func durabilityChild(arg string) {
+	path, off, _ := strings.Cut(arg, ",")
+	offset, err := strconv.Atoi(off)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bad offset:", err)
+		os.Exit(2)
+	}
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for k := g; k < durabilityLeases; k += 4 {
+				i := offset + k
+				if _, err := db.Bind(context.Background(), LeaseRequest{MAC: testMAC(i), IP: testIP(i), Site: "lab"}); err != nil {
+					fmt.Fprintln(os.Stderr, "bind:", err)
+					os.Exit(2)
+				}
+				mu.Lock()
+				fmt.Fprintf(os.Stdout, "committed %d\n", i) // one write(2): no buffering to lose
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Println("done")
+	time.Sleep(time.Hour) // killed here at the latest; never Close
+}

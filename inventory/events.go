@@ -1,0 +1,192 @@
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/undercloud/undercloud/sites"
+)
+
+// EventKind names a boot step. The list is open: a kind not known here is
+// stored and shown, and leaves the machine's state alone.
+type EventKind string
+
+// The boot steps the DHCP and HTTP paths record (docs/boot-flow.md).
+const (
+	EventDHCPDiscover   EventKind = "dhcp-discover"
+	EventDHCPOffer      EventKind = "dhcp-offer"
+	EventDHCPRequest    EventKind = "dhcp-request"
+	EventDHCPAck        EventKind = "dhcp-ack"
+	EventDHCPNak        EventKind = "dhcp-nak"
+	EventDHCPRelease    EventKind = "dhcp-release"
+	EventDHCPDecline    EventKind = "dhcp-decline"
+	EventDHCPInform     EventKind = "dhcp-inform"
+	EventTFTP           EventKind = "tftp"            // an iPXE binary fetched
+	EventIPXEChain      EventKind = "ipxe-chain"      // GET /boot.ipxe
+	EventIPXEScript     EventKind = "ipxe-script"     // GET /ipxe: the machine's script
+	EventArtifact       EventKind = "artifact"        // an image file fetched
+	EventIgnition       EventKind = "ignition"        // Ignition config served
+	EventIgnitionDenied EventKind = "ignition-denied" // Ignition config refused (bad token)
+	EventBooted         EventKind = "booted"          // the node reported booted on Version
+	EventHeartbeat      EventKind = "heartbeat"       // the node is still alive
+)
+
+// String returns the kind's name, as stored.
+func (k EventKind) String() string { return string(k) }
+
+// Event is one step of a machine's boot, as the server saw it.
+type Event struct {
+	ID      int64     // assigned when stored; increasing
+	At      time.Time // when it happened; zero means when recorded
+	MAC     sites.MAC
+	Site    string
+	BootID  string // groups the events of one boot, when the step knows it
+	Kind    EventKind
+	Version string     // config version (commit) involved, if any
+	IP      netip.Addr // the machine's address, when known
+	Source  string     // the request's source address (IP:port)
+	Detail  string     // free text or JSON
+}
+
+// Record queues ev for storage and returns without waiting for the disk:
+// the DHCP and HTTP paths call it for every packet and request. Queued
+// events are stored together in the writer's next transaction, within
+// milliseconds (see recorder.go); Record waits (bounded by ctx) only when
+// the queue is full. Use Flush to wait for recorded events, and RecordSync
+// for an event whose storage must be certain before answering.
+//
+// Storing an event also updates its machine in the same transaction:
+// last_seen, last_ip (when ev.IP is set), the state (see State), and on
+// EventBooted current_version. A MAC never seen before becomes a discovered
+// machine.
+func (db *DB) Record(ctx context.Context, ev Event) error {
+	ev, err := db.checkEvent(ev)
+	if err != nil {
+		return err
+	}
+	if err := db.rec.add(ctx, db, ev); err != nil {
+		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, err)
+	}
+	return nil
+}
+
+// RecordSync stores ev as Record does, returning once it has committed, with
+// its ID and time set.
+func (db *DB) RecordSync(ctx context.Context, ev Event) (Event, error) {
+	ev, err := db.checkEvent(ev)
+	if err != nil {
+		return Event{}, err
+	}
+	var id int64
+	err = db.do(ctx, func(t *tx) error {
+		ids, err := t.storeEvents([]Event{ev})
+		if err == nil {
+			id = ids[0]
+		}
+		return err
+	})
+	if err != nil {
+		return Event{}, fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, err)
+	}
+	ev.ID = id
+	return ev, nil
+}
+
+func (db *DB) checkEvent(ev Event) (Event, error) {
+	if ev.MAC == "" || ev.Kind == "" {
+		return ev, fmt.Errorf("record event %q: MAC and kind are required", ev.Kind)
+	}
+	if ev.At.IsZero() {
+		ev.At = db.now() // when it happened, not when the batch commits
+	}
+	ev.At = ev.At.UTC().Truncate(time.Millisecond)
+	return ev, nil
+}
+
+const eventColumns = `id, at, mac, site, boot_id, kind, version, ip, source, detail`
+
+func scanEvent(s scanner) (Event, error) {
+	var ev Event
+	var at, bootID sql.NullString
+	var mac, kind, ip string
+	if err := s.Scan(&ev.ID, &at, &mac, &ev.Site, &bootID, &kind, &ev.Version, &ip, &ev.Source, &ev.Detail); err != nil {
+		return ev, err
+	}
+	ev.MAC, ev.BootID, ev.Kind = sites.MAC(mac), bootID.String, EventKind(kind)
+	var err error
+	if ev.IP, err = parseAddr(ip); err != nil {
+		return ev, err
+	}
+	ev.At, err = parseTime(at)
+	return ev, err
+}
+
+// limit bounds how many events one call returns.
+func limit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 10000:
+		return 10000
+	}
+	return n
+}
+
+// Events returns the latest events of a machine, newest first, at most n
+// (100 if n is 0).
+func (db *DB) Events(ctx context.Context, mac sites.MAC, n int) ([]Event, error) {
+	evs, err := db.events(ctx, `SELECT `+eventColumns+` FROM boot_events WHERE mac = ? ORDER BY id DESC LIMIT ?`, string(mac), limit(n))
+	if err != nil {
+		return nil, fmt.Errorf("events of %s: %w", mac, err)
+	}
+	return evs, nil
+}
+
+// RecentEvents returns the latest events of a site (of all sites if site is
+// empty), newest first, at most n: the first page of a live feed.
+func (db *DB) RecentEvents(ctx context.Context, site string, n int) ([]Event, error) {
+	q, args := `SELECT `+eventColumns+` FROM boot_events ORDER BY id DESC LIMIT ?`, []any{limit(n)}
+	if site != "" {
+		q, args = `SELECT `+eventColumns+` FROM boot_events WHERE site = ? ORDER BY id DESC LIMIT ?`, []any{site, limit(n)}
+	}
+	evs, err := db.events(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("recent events of site %q: %w", site, err)
+	}
+	return evs, nil
+}
+
+// EventsAfter returns the events with an ID greater than after, of a site
+// (of all sites if site is empty), oldest first, at most n: what a live
+// feed polls for. IDs only grow, so the last ID seen is the next cursor.
+func (db *DB) EventsAfter(ctx context.Context, site string, after int64, n int) ([]Event, error) {
+	q, args := `SELECT `+eventColumns+` FROM boot_events WHERE id > ? ORDER BY id LIMIT ?`, []any{after, limit(n)}
+	if site != "" {
+		q, args = `SELECT `+eventColumns+` FROM boot_events WHERE site = ? AND id > ? ORDER BY id LIMIT ?`, []any{site, after, limit(n)}
+	}
+	evs, err := db.events(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("events of site %q after %d: %w", site, after, err)
+	}
+	return evs, nil
+}
+
+func (db *DB) events(ctx context.Context, q string, args ...any) ([]Event, error) {
+	rows, err := db.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var evs []Event
+	for rows.Next() {
+		ev, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
+	}
+	return evs, rows.Err()
+}

@@ -1,0 +1,227 @@
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/undercloud/undercloud/sites"
+)
+
+// Machine is a physical node as the inventory knows it: what its site
+// config declares (name, role, image, desired version) and what the network
+// showed (identity, address, the version it booted).
+type Machine struct {
+	MAC         sites.MAC
+	Site        string
+	Name        string     // from the site config; kept as history once undeclared
+	Role        sites.Role // empty when not declared
+	State       State
+	UUID        string // SMBIOS UUID
+	Serial      string
+	Arch        string // DHCP client architecture (option 93), e.g. "0" or "7"
+	VendorClass string // DHCP option 60, e.g. PXEClient:Arch:00007:UNDI:003016
+	Image       string
+	// CurrentVersion is the commit the machine last reported booted on.
+	CurrentVersion string
+	// DesiredVersion is the commit of its site's active config.
+	DesiredVersion string
+	LastIP         netip.Addr
+	FirstSeen      time.Time // zero: never seen on the network
+	LastSeen       time.Time
+	// Discovered is true for a machine in no site config: an unknown MAC
+	// that booted, or one removed from its config.
+	Discovered bool
+}
+
+// Outdated reports whether a declared machine runs another version than its
+// site's active one (or has never booted).
+func (m Machine) Outdated() bool {
+	return !m.Discovered && m.DesiredVersion != "" && m.CurrentVersion != m.DesiredVersion
+}
+
+// DeclareMachines makes the machines of rel's config the declared machines
+// of its site: it sets their name, role, image and desired version (rel's
+// commit) and marks the site's machines missing from rel as discovered. What
+// the network showed (state, addresses, current version, first and last
+// seen) is never overwritten.
+func (db *DB) DeclareMachines(ctx context.Context, rel *sites.Release) error {
+	site, version := rel.Site.Name, rel.Version.Commit
+	image := rel.Site.Image
+	if rel.Image != nil {
+		image = rel.Image.Name
+	}
+	err := db.do(ctx, func(t *tx) error {
+		// Undeclare the whole site first, so that machines swapping names
+		// between versions never collide on the unique name.
+		if _, err := t.exec(`UPDATE machines SET discovered = 1, role = '', desired_version = '',
+			state = CASE state WHEN 'known' THEN 'discovered' ELSE state END
+			WHERE site = ? AND discovered = 0`, site); err != nil {
+			return err
+		}
+		for _, m := range rel.Site.Machines {
+			if _, err := t.exec(`INSERT INTO machines (mac, site, name, role, state, image, desired_version, discovered)
+				VALUES (?, ?, ?, ?, 'known', ?, ?, 0)
+				ON CONFLICT (mac) DO UPDATE SET site = excluded.site, name = excluded.name, role = excluded.role,
+					image = excluded.image, desired_version = excluded.desired_version, discovered = 0,
+					state = CASE machines.state WHEN 'discovered' THEN 'known' ELSE machines.state END`,
+				string(m.MAC), site, m.Name, string(m.Role), image, version); err != nil {
+				return fmt.Errorf("machine %s (%s): %w", m.Name, m.MAC, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("declare machines of site %s at %s: %w", site, rel.Version.Short(), err)
+	}
+	return nil
+}
+
+// Observation is what the network showed of a machine: a DHCP packet's
+// options or an iPXE request's parameters. Empty fields are unknown.
+type Observation struct {
+	MAC         sites.MAC
+	Site        string // the site whose network it was seen on
+	IP          netip.Addr
+	UUID        string
+	Serial      string
+	Arch        string
+	VendorClass string
+}
+
+// Observe records what the network showed of a machine. A MAC in no site
+// config becomes a discovered machine; for a known one, the identity fields
+// seen are updated, never the declared ones.
+func (db *DB) Observe(ctx context.Context, o Observation) error {
+	err := db.do(ctx, func(t *tx) error {
+		now := fmtTime(t.db().now())
+		_, err := t.exec(`INSERT INTO machines (mac, site, state, uuid, serial, arch, vendor_class, last_ip, first_seen, last_seen, discovered)
+			VALUES (?, ?, 'discovered', ?, ?, ?, ?, ?, ?, ?, 1)
+			ON CONFLICT (mac) DO UPDATE SET
+				site = CASE WHEN machines.discovered = 1 AND excluded.site != '' THEN excluded.site ELSE machines.site END,
+				uuid = coalesce(nullif(excluded.uuid, ''), machines.uuid),
+				serial = coalesce(nullif(excluded.serial, ''), machines.serial),
+				arch = coalesce(nullif(excluded.arch, ''), machines.arch),
+				vendor_class = coalesce(nullif(excluded.vendor_class, ''), machines.vendor_class),
+				last_ip = coalesce(nullif(excluded.last_ip, ''), machines.last_ip),
+				first_seen = coalesce(machines.first_seen, excluded.first_seen),
+				last_seen = excluded.last_seen`,
+			string(o.MAC), o.Site, o.UUID, o.Serial, o.Arch, o.VendorClass, addrText(o.IP), now, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("observe machine %s: %w", o.MAC, err)
+	}
+	return nil
+}
+
+// machineColumns are the columns scanMachine reads, in order.
+const machineColumns = `mac, site, name, role, state, uuid, serial, arch, vendor_class, image,
+	current_version, desired_version, last_ip, first_seen, last_seen, discovered`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanMachine(s scanner) (Machine, error) {
+	var m Machine
+	var mac, role, state, ip string
+	var first, last sql.NullString
+	err := s.Scan(&mac, &m.Site, &m.Name, &role, &state, &m.UUID, &m.Serial, &m.Arch, &m.VendorClass,
+		&m.Image, &m.CurrentVersion, &m.DesiredVersion, &ip, &first, &last, &m.Discovered)
+	if err != nil {
+		return m, err
+	}
+	m.MAC, m.Role, m.State = sites.MAC(mac), sites.Role(role), State(state)
+	if m.LastIP, err = parseAddr(ip); err != nil {
+		return m, err
+	}
+	if m.FirstSeen, err = parseTime(first); err != nil {
+		return m, err
+	}
+	m.LastSeen, err = parseTime(last)
+	return m, err
+}
+
+// Machine returns the machine with the given MAC.
+func (db *DB) Machine(ctx context.Context, mac sites.MAC) (Machine, error) {
+	m, err := scanMachine(db.queryRow(ctx, `SELECT `+machineColumns+` FROM machines WHERE mac = ?`, string(mac)))
+	if err != nil {
+		return Machine{}, fmt.Errorf("machine %s: %w", mac, err)
+	}
+	return m, nil
+}
+
+// MachineByName returns the machine a site's config declares under name.
+func (db *DB) MachineByName(ctx context.Context, site, name string) (Machine, error) {
+	m, err := scanMachine(db.queryRow(ctx, `SELECT `+machineColumns+` FROM machines
+		WHERE site = ? AND name = ? AND discovered = 0`, site, name))
+	if err != nil {
+		return Machine{}, fmt.Errorf("machine %s of site %s: %w", name, site, err)
+	}
+	return m, nil
+}
+
+// MachineFilter selects machines; zero fields select all.
+type MachineFilter struct {
+	Site    string
+	Role    sites.Role
+	State   State
+	Version string // current version (commit)
+	// Outdated selects declared machines whose current version is not
+	// their desired one.
+	Outdated bool
+	// Discovered selects only the machines in no site config.
+	Discovered bool
+}
+
+// Machines lists the machines f selects, by site, then name, then MAC.
+func (db *DB) Machines(ctx context.Context, f MachineFilter) ([]Machine, error) {
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	if f.Site != "" {
+		add("site = ?", f.Site)
+	}
+	if f.Role != "" {
+		add("role = ?", string(f.Role))
+	}
+	if f.State != "" {
+		add("state = ?", string(f.State))
+	}
+	if f.Version != "" {
+		add("current_version = ?", f.Version)
+	}
+	if f.Outdated {
+		where = append(where, "discovered = 0 AND desired_version != '' AND current_version != desired_version")
+	}
+	if f.Discovered {
+		where = append(where, "discovered = 1")
+	}
+	q := `SELECT ` + machineColumns + ` FROM machines`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY site, name, mac"
+	rows, err := db.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list machines: %w", err)
+	}
+	defer rows.Close()
+	var ms []Machine
+	for rows.Next() {
+		m, err := scanMachine(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list machines: %w", err)
+		}
+		ms = append(ms, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list machines: %w", err)
+	}
+	return ms, nil
+}

@@ -1,0 +1,123 @@
+package inventory
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Events recorded while the writer is busy wait in memory, then are stored
+// in one write that applies each machine's events in order.
+func TestRecordBuffersAndFolds(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	db := openTest(t, clk)
+	release := hold(t, db)
+	seq := map[int][]EventKind{
+		1: {EventDHCPDiscover, EventDHCPAck, EventIPXEScript, EventBooted},  // ends provisioned
+		2: {EventBooted, EventHeartbeat, EventDHCPDiscover, EventDHCPOffer}, // ends booting again
+		3: {EventIgnition, EventIgnitionDenied},                             // a refused config leaves it booting
+	}
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		for step := range 4 {
+			for mac := 1; mac <= 3; mac++ {
+				if step >= len(seq[mac]) {
+					continue
+				}
+				clk.Advance(time.Millisecond)
+				ev := Event{MAC: testMAC(mac), Site: "lab", Kind: seq[mac][step], Version: "c9", IP: testIP(mac)}
+				if err := db.Record(ctx, ev); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}()
+	select {
+	case <-recorded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Record blocked while the writer was busy")
+	}
+	release()
+	if err := db.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for mac, want := range map[int]State{1: StateProvisioned, 2: StateBooting, 3: StateBooting} {
+		m, err := db.Machine(ctx, testMAC(mac))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.State != want || m.LastIP != testIP(mac) || m.Site != "lab" {
+			t.Errorf("machine %d: %s %s %q, want %s %s lab", mac, m.State, m.LastIP, m.Site, want, testIP(mac))
+		}
+		if wantV := map[int]string{1: "c9", 2: "c9", 3: ""}[mac]; m.CurrentVersion != wantV {
+			t.Errorf("machine %d: current version %q, want %q", mac, m.CurrentVersion, wantV)
+		}
+		evs, err := db.Events(ctx, testMAC(mac), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != len(seq[mac]) {
+			t.Fatalf("machine %d: %d events, want %d", mac, len(evs), len(seq[mac]))
+		}
+		for i, ev := range evs {
+			if k := seq[mac][len(evs)-1-i]; ev.Kind != k {
+				t.Errorf("machine %d: event %d (newest first) is %s, want %s", mac, i, ev.Kind, k)
+			}
+			if !m.LastSeen.Equal(evs[0].At) || !m.FirstSeen.Equal(evs[len(evs)-1].At) {
+				t.Errorf("machine %d: seen %s..%s, events %s..%s", mac, m.FirstSeen, m.LastSeen, evs[len(evs)-1].At, evs[0].At)
+			}
+		}
+	}
+}
+
+// Concurrent recorders lose nothing, beyond the in-memory limit too.
+func TestRecordConcurrent(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, nil)
+	const goroutines, each = 8, 1000 // 8000 > recorderLimit
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				if err := db.Record(ctx, Event{MAC: testMAC(g*each + i%10), Kind: EventDHCPDiscover}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := db.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.read.QueryRow(`SELECT count(*) FROM boot_events`).Scan(&n); err != nil || n != goroutines*each {
+		t.Errorf("%d events stored (%v), want %d", n, err, goroutines*each)
+	}
+	if err := db.read.QueryRow(`SELECT count(*) FROM machines`).Scan(&n); err != nil || n != goroutines*10 {
+		t.Errorf("%d machines (%v), want %d", n, err, goroutines*10)
+	}
+}
+
+// An event is stored even when the request that recorded it is over.
+func TestRecordOutlivesContext(t *testing.T) {
+	db := openTest(t, nil)
+	release := hold(t, db)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := db.Record(ctx, Event{MAC: testMAC(1), Kind: EventIPXEScript}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	release()
+	// Wait for the queued write without Flush, which would store the
+	// buffered event itself.
+	if err := db.do(context.Background(), func(*tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := db.Events(context.Background(), testMAC(1), 0); err != nil || len(evs) != 1 {
+		t.Errorf("events: %v, %v; want the one recorded", evs, err)
+	}
+}
