@@ -94,6 +94,21 @@ func (p *Proc) Stop(grace time.Duration) {
 	_ = syscall.Kill(pgid, syscall.SIGKILL)
 }
 
+// Kill sends SIGKILL to the process group at once, as a crash or an
+// operator's kill -9 would, and waits for the process to exit.
+func (p *Proc) Kill() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s already exited: %v", p.Name, p.err)
+	default:
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill %s: %w", p.Name, err)
+	}
+	<-p.done
+	return nil
+}
+
 // exitError describes how a process ended, with the tail of its log.
 func (p *Proc) exitError() error {
 	msg := p.Name + " exited with status 0"

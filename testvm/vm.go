@@ -50,6 +50,12 @@ type VMConfig struct {
 	// PoweredOff creates the VM stopped before its first instruction (QEMU -S):
 	// it boots on PowerOn, e.g. from its BMC.
 	PoweredOff bool
+	// FirmwarePXE, with UEFI, boots through the firmware's own UEFI PXE
+	// client (the NIC gets no option ROM): DHCP, then TFTP of the iPXE binary
+	// the server names, then iPXE -- the flow of a real UEFI server. Without
+	// it the NIC's ROM is iPXE itself (ipxe-qemu), which skips TFTP. SeaBIOS
+	// has no PXE client of its own, so BIOS VMs always use the iPXE ROM.
+	FirmwarePXE bool
 	// BootTimeout bounds each boot: WaitFor fails this long after the VM was
 	// started, reset or powered on through this VM value. Default 3 minutes.
 	BootTimeout time.Duration
@@ -213,8 +219,12 @@ func (v *VM) qemuArgs(accel string) ([]string, error) {
 		"-qmp", "unix:" + filepath.Join(v.Dir, "qmp.sock") + ",server=on,wait=off",
 		"-qmp", "unix:" + v.BMCSocket + ",server=on,wait=off",
 		"-netdev", "tap,id=net0,ifname=" + v.Tap + ",script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=net0,mac=" + v.MAC.String() + ",bootindex=1",
 	}
+	nic := "virtio-net-pci,netdev=net0,mac=" + v.MAC.String() + ",bootindex=1"
+	if v.cfg.FirmwarePXE && v.Firmware == UEFI {
+		nic += ",romfile="
+	}
+	args = append(args, "-device", nic)
 	if len(v.BMCSocket) >= 108 {
 		return nil, fmt.Errorf("testvm: socket path %s is too long for a unix socket; use a shorter Options.Dir", v.BMCSocket)
 	}
