@@ -76,7 +76,17 @@ func TestMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := rawDB(t, path)
-	if diff := cmp.Diff([]string{"001_initial.sql"}, applied(t, raw)); diff != "" {
+	// Every embedded migration is applied; the test's own are numbered 900+
+	// so that adding a migration to the tree does not collide with them.
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var embedded []string
+	for _, m := range ms {
+		embedded = append(embedded, m.name)
+	}
+	if diff := cmp.Diff(embedded, applied(t, raw)); diff != "" {
 		t.Fatalf("after Open (-want +got):\n%s", diff)
 	}
 
@@ -89,36 +99,36 @@ func TestMigrations(t *testing.T) {
 
 	// A new file is a new migration.
 	fsys := withMigrations(t, map[string]string{
-		"002_notes.sql": "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\nINSERT INTO notes (body) VALUES ('hello');",
+		"900_notes.sql": "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\nINSERT INTO notes (body) VALUES ('hello');",
 	})
 	if err := migrate(ctx, raw, fsys); err != nil {
 		t.Fatal(err)
 	}
 	var body string
 	if err := raw.QueryRow(`SELECT body FROM notes`).Scan(&body); err != nil || body != "hello" {
-		t.Fatalf("002 not applied: %q, %v", body, err)
+		t.Fatalf("900 not applied: %q, %v", body, err)
 	}
 	if err := migrate(ctx, raw, fsys); err != nil {
 		t.Fatalf("second run: %v", err)
 	}
-	if diff := cmp.Diff([]string{"001_initial.sql", "002_notes.sql"}, applied(t, raw)); diff != "" {
-		t.Fatalf("after 002 (-want +got):\n%s", diff)
+	if diff := cmp.Diff(append(embedded, "900_notes.sql"), applied(t, raw)); diff != "" {
+		t.Fatalf("after 900 (-want +got):\n%s", diff)
 	}
 
 	// A failing migration leaves no trace: its first statement is undone
 	// and it is not recorded.
-	fsys["migrations/003_broken.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x);\nCREATE TABLE oops (;")}
-	if err := migrate(ctx, raw, fsys); err == nil || !strings.Contains(err.Error(), "003_broken.sql") {
+	fsys["migrations/901_broken.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x);\nCREATE TABLE oops (;")}
+	if err := migrate(ctx, raw, fsys); err == nil || !strings.Contains(err.Error(), "901_broken.sql") {
 		t.Fatalf("broken migration: got %v, want an error naming it", err)
 	}
 	if err := raw.QueryRow(`SELECT count(*) FROM half`).Scan(new(int)); err == nil {
 		t.Error("table of the failed migration exists")
 	}
-	if diff := cmp.Diff([]string{"001_initial.sql", "002_notes.sql"}, applied(t, raw)); diff != "" {
-		t.Fatalf("after broken 003 (-want +got):\n%s", diff)
+	if diff := cmp.Diff(append(embedded, "900_notes.sql"), applied(t, raw)); diff != "" {
+		t.Fatalf("after broken 901 (-want +got):\n%s", diff)
 	}
 
-	// This server (migrations up to 001) refuses a database at 002.
+	// This server refuses a database at 900, newer than its migrations.
 	if _, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("Open of a newer schema: got %v, want an error", err)
 	}

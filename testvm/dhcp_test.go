@@ -118,8 +118,8 @@ func TestDHCPAgainstTheBinary(t *testing.T) {
 	srv := startServer(t, lab, exampleRepo(t))
 	c := newClientNS(t, lab)
 	tests := []struct{ client, mac, want string }{
-		{"udhcpc", "52:54:00:99:00:21", "10.99.0.21"},  // lab-w1's reservation
-		{"udhcpc", "52:54:00:aa:00:01", "10.99.0.1"},   // unknown: dynamic range 10.99.0.100-199
+		{"udhcpc", "52:54:00:99:00:21", "10.99.0.21"},   // lab-w1's reservation
+		{"udhcpc", "52:54:00:aa:00:01", "10.99.0.1"},    // unknown: dynamic range 10.99.0.100-199
 		{"dhclient", "52:54:00:99:00:22", "10.99.0.22"}, // lab-w2's reservation
 		{"dhclient", "52:54:00:aa:00:02", "10.99.0.1"},
 	}
