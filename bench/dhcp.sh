@@ -1,0 +1,139 @@
+#!/bin/bash
+# make bench-dhcp: perfdhcp against undercloud and against ISC Kea in the same
+# run, same namespace, same workload, both persisting their leases; prints the
+# highest rate each answers with 0 % drops, and their ratio.
+#
+# Both servers run, one after the other, in a private network namespace on a
+# veth (10.0.0.1); perfdhcp runs in a second namespace at the other end and
+# acts as a relay agent (source and giaddr 198.18.0.1, a relayed subnet
+# 198.18.0.0/15 with a 131k-address pool, as in ../shared/lab/kea-baseline.json),
+# so it can bind the relay port 67 itself. 10,000 simulated clients come back
+# again and again: both servers do DISCOVER/OFFER/REQUEST/ACK with a lease
+# write per exchange.
+#
+# Usage: bench/dhcp.sh BIN [SECONDS_PER_TRIAL]
+set -euo pipefail
+BIN=$(realpath "${1:?usage: bench/dhcp.sh path/to/undercloud}")
+PERIOD=${2:-5}
+NS=ucbench-$$    # the servers
+NC=ucbenchc-$$   # perfdhcp, the relay
+W=$(mktemp -d /tmp/ucbench.XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	ip netns del "$NS" 2>/dev/null || true
+	ip netns del "$NC" 2>/dev/null || true
+	if [ -n "${KEEP:-}" ]; then echo "bench-dhcp: work dir kept: $W" >&2; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+for tool in perfdhcp kea-dhcp4 git ip; do
+	command -v "$tool" >/dev/null || { echo "bench-dhcp: $tool not found (make deps installs kea-admin, kea-dhcp4-server, git, iproute2)" >&2; exit 1; }
+done
+
+ip netns add "$NS"
+ip netns add "$NC"
+ip -n "$NS" link set lo up
+ip -n "$NC" link set lo up
+ip -n "$NS" link add s0 type veth peer name c0 netns "$NC"
+ip -n "$NS" addr add 10.0.0.1/24 dev s0
+ip -n "$NC" addr add 10.0.0.2/24 dev c0
+ip -n "$NC" addr add 198.18.0.1/15 dev c0
+ip -n "$NS" link set s0 up
+ip -n "$NC" link set c0 up
+ip -n "$NS" route add 198.18.0.0/15 via 10.0.0.2
+nsexec() { ip netns exec "$NS" "$@"; }
+relay() { ip netns exec "$NC" "$@"; }
+
+# The site repo undercloud serves: one site whose relayed subnet is the pool.
+R=$W/repo
+mkdir -p "$R/images" "$R/sites/bench"
+printf 'bench kernel\n' > "$W/vmlinuz"; printf 'bench initrd\n' > "$W/initrd"
+cat > "$R/images/bench.yaml" <<YAML
+ignition: 3.3.0
+mode: live
+artifacts:
+  kernel: {path: $W/vmlinuz, sha256: $(sha256sum "$W/vmlinuz" | cut -d' ' -f1)}
+  initrd: {path: $W/initrd, sha256: $(sha256sum "$W/initrd" | cut -d' ' -f1)}
+YAML
+cat > "$R/sites/bench/site.yaml" <<'YAML'
+network:
+  interface: s0
+  subnet: 10.0.0.0/24
+  dhcp:
+    lease_time: 1h
+  relays:
+    - subnet: 198.18.0.0/15
+      gateway: 198.18.0.1
+      range: {start: 198.18.0.10, end: 198.19.255.250}
+image: bench
+cluster: {name: bench, api_vip: 10.0.0.10}
+YAML
+echo 'bench: main' > "$R/bindings.yaml"
+git -C "$R" init -q -b main && git -C "$R" add -A && git -C "$R" -c user.name=bench -c user.email=bench@invalid commit -qm bench
+
+# Kea as ../shared/lab/kea-baseline.json has it, leases persisted.
+cat > "$W/kea.json" <<JSON
+{ "Dhcp4": {
+  "interfaces-config": { "interfaces": ["s0"], "dhcp-socket-type": "udp" },
+  "lease-database": { "type": "memfile", "persist": true, "name": "$W/kea-leases.csv" },
+  "valid-lifetime": 3600,
+  "subnet4": [ { "id": 1, "subnet": "198.18.0.0/15",
+      "pools": [ { "pool": "198.18.0.10 - 198.19.255.250" } ],
+      "relay": { "ip-addresses": ["198.18.0.1"] } } ],
+  "loggers": [ { "name": "kea-dhcp4", "severity": "WARN", "output_options": [ { "output": "$W/kea.log" } ] } ]
+} }
+JSON
+
+# trial RATE: one perfdhcp run; prints "<exchanges/s> <drops>".
+trial() {
+	local out sent_do recv_do sent_ra recv_ra
+	out=$(relay perfdhcp -4 -l 198.18.0.1 -r "$1" -R 10000 -p "$PERIOD" -W 1000000 10.0.0.1 2>&1 || true)
+	if ! grep -q 'Statistics for: REQUEST-ACK' <<<"$out"; then echo "bench-dhcp: perfdhcp failed:" >&2; echo "$out" >&2; exit 1; fi
+	read -r sent_do recv_do sent_ra recv_ra < <(echo "$out" | awk '
+		/Statistics for: DISCOVER-OFFER/ {s="do"} /Statistics for: REQUEST-ACK/ {s="ra"}
+		/^sent packets:/ {sent[s]=$3} /^received packets:/ {recv[s]=$3}
+		END {print sent["do"]+0, recv["do"]+0, sent["ra"]+0, recv["ra"]+0}')
+	echo "$((recv_ra / PERIOD)) $(( (sent_do - recv_do) + (sent_ra - recv_ra) ))"
+}
+
+# best: the highest rate (exchanges/s) answered with 0 drops, by doubling then
+# bisecting; each step is one trial of PERIOD seconds.
+best() {
+	local lo=0 hi=0 r=500 rate drops
+	while :; do
+		read -r rate drops < <(trial "$r")
+		printf '  %-10s rate %6d/s -> %6d exchanges/s, %d dropped\n' "$1" "$r" "$rate" "$drops" >&2
+		if [ "$drops" -eq 0 ] && [ "$rate" -gt 0 ]; then lo=$r; r=$((r * 2)); [ $r -gt 64000 ] && break
+		else hi=$r; break; fi
+	done
+	while [ "$hi" -gt 0 ] && [ $((hi - lo)) -gt $((lo / 10 + 100)) ]; do
+		r=$(((lo + hi) / 2))
+		read -r rate drops < <(trial "$r")
+		printf '  %-10s rate %6d/s -> %6d exchanges/s, %d dropped\n' "$1" "$r" "$rate" "$drops" >&2
+		if [ "$drops" -eq 0 ] && [ "$rate" -gt 0 ]; then lo=$r; else hi=$r; fi
+	done
+	echo "$lo"
+}
+
+waitport() { for _ in $(seq 100); do nsexec ss -lun | grep -q ":$1 " && return 0; sleep 0.1; done; echo "bench-dhcp: nothing listens on $1" >&2; return 1; }
+
+echo "bench-dhcp: perfdhcp, relayed, 10000 clients, ${PERIOD}s per trial, leases persisted by both servers"
+nsexec "$BIN" serve --repo "$R" --data-dir "$W/uc" --interface s0 --server-ip 10.0.0.1 \
+	--listen 127.0.0.1:18080 --tftp-listen '' --log-level warn > "$W/undercloud.log" 2>&1 &
+PIDS+=($!); UC=$!
+waitport 67
+uc=$(best undercloud)
+kill "$UC"; wait "$UC" 2>/dev/null || true
+
+KEA_PIDFILE_DIR=$W KEA_LOCKFILE_DIR=$W nsexec kea-dhcp4 -c "$W/kea.json" > "$W/kea.out" 2>&1 &
+PIDS+=($!); KEA=$!
+waitport 67
+kea=$(best kea)
+kill "$KEA"; wait "$KEA" 2>/dev/null || true
+
+printf '\nbench-dhcp: highest rate with 0%% drops (exchanges/s, leases persisted)\n'
+printf '  undercloud %6d\n  kea        %6d\n' "$uc" "$kea"
+if [ "$kea" -gt 0 ]; then
+	awk -v u="$uc" -v k="$kea" 'BEGIN { printf "  ratio undercloud/kea = %.2f (target >= 1.00)\n", u / k }'
+fi
