@@ -226,7 +226,7 @@ func isSubsequence(want, got []string) bool {
 	return i == len(want) || slices.Equal(want, got)
 }
 
-func mustMAC(t *testing.T, s string) net.HardwareAddr {
+func mustMAC(t testing.TB, s string) net.HardwareAddr {
 	t.Helper()
 	hw, err := net.ParseMAC(s)
 	if err != nil {

@@ -50,7 +50,7 @@ func buildImage() error {
 }
 
 // image loads the image TestMain built.
-func image(t *testing.T) testvm.Image {
+func image(t testing.TB) testvm.Image {
 	t.Helper()
 	dir, err := testvm.DefaultImageDir()
 	if err != nil {

@@ -33,7 +33,7 @@ var (
 
 // undercloudBin is the binary under test: UNDERCLOUD_BIN (make test sets it
 // to the one it built), else one built from this tree once per test binary.
-func undercloudBin(t *testing.T) string {
+func undercloudBin(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		if b := os.Getenv("UNDERCLOUD_BIN"); b != "" {
@@ -60,7 +60,7 @@ func undercloudBin(t *testing.T) string {
 // labServer is the real undercloud binary serving the example site repo
 // inside a lab.
 type labServer struct {
-	t       *testing.T
+	t       testing.TB
 	lab     *testvm.Lab
 	repo    *siterepo.Repo
 	dataDir string
@@ -70,7 +70,7 @@ type labServer struct {
 }
 
 // exampleRepo builds the example site repo around the test image.
-func exampleRepo(t *testing.T) *siterepo.Repo {
+func exampleRepo(t testing.TB) *siterepo.Repo {
 	t.Helper()
 	img := image(t)
 	r, err := siterepo.Build(filepath.Join(t.TempDir(), "site-repo"), siterepo.Options{Kernel: img.Kernel, Initrd: img.Initrd})
@@ -82,7 +82,7 @@ func exampleRepo(t *testing.T) *siterepo.Repo {
 
 // startServer runs `undercloud serve` for the lab site inside the lab, and
 // waits until it answers.
-func startServer(t *testing.T, lab *testvm.Lab, repo *siterepo.Repo, extra ...string) *labServer {
+func startServer(t testing.TB, lab *testvm.Lab, repo *siterepo.Repo, extra ...string) *labServer {
 	t.Helper()
 	s := &labServer{t: t, lab: lab, repo: repo, dataDir: filepath.Join(t.TempDir(), "data")}
 	s.args = append([]string{undercloudBin(t), "serve", "--repo", repo.Dir, "--data-dir", s.dataDir,
@@ -205,7 +205,7 @@ func (s *labServer) activeCommit(site string) string {
 }
 
 // waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -217,7 +217,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // commitOf resolves a ref of the example repo.
-func commitOf(t *testing.T, repo *siterepo.Repo, ref string) string {
+func commitOf(t testing.TB, repo *siterepo.Repo, ref string) string {
 	t.Helper()
 	r := &sites.Repo{URL: repo.Dir, Dir: filepath.Join(t.TempDir(), "mirror")}
 	if err := r.Fetch(context.Background()); err != nil {
@@ -230,10 +230,9 @@ func commitOf(t *testing.T, repo *siterepo.Repo, ref string) string {
 	return v.Commit
 }
 
-// renderedFiles renders a machine's config at a ref exactly as the server
-// would (through the same ignition package) and returns the content of every
-// file and unit it declares, by path: what the real Ignition must write.
-func renderedFiles(t *testing.T, repo *siterepo.Repo, ref, site, machine string, bootstrapped bool) map[string]string {
+// renderConfig renders a machine's config at a ref exactly as the server
+// would, through the same ignition package.
+func renderConfig(t testing.TB, repo *siterepo.Repo, ref, site, machine string, bootstrapped bool) []byte {
 	t.Helper()
 	r := &sites.Repo{URL: repo.Dir, Dir: filepath.Join(t.TempDir(), "mirror")}
 	if err := r.Fetch(context.Background()); err != nil {
@@ -259,6 +258,14 @@ func renderedFiles(t *testing.T, repo *siterepo.Repo, ref, site, machine string,
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out
+}
+
+// renderedFiles returns the content of every file and unit a machine's
+// rendered config declares, by path: what the real Ignition must write.
+func renderedFiles(t testing.TB, repo *siterepo.Repo, ref, site, machine string, bootstrapped bool) map[string]string {
+	t.Helper()
+	out := renderConfig(t, repo, ref, site, machine, bootstrapped)
 	var c struct {
 		Storage struct {
 			Files []struct {
@@ -291,7 +298,7 @@ func renderedFiles(t *testing.T, repo *siterepo.Repo, ref, site, machine string,
 }
 
 // dataURL decodes the data: URLs the renderer writes.
-func dataURL(t *testing.T, s string) string {
+func dataURL(t testing.TB, s string) string {
 	t.Helper()
 	head, data, ok := strings.Cut(strings.TrimPrefix(s, "data:"), ",")
 	if !ok {
@@ -323,7 +330,7 @@ func tail(path string, n int) string {
 
 // recordBootTime appends a boot's duration to UNDERCLOUD_BOOT_LOG (make test
 // prints that file at the end) and to the test log.
-func recordBootTime(t *testing.T, what string, d time.Duration) {
+func recordBootTime(t testing.TB, what string, d time.Duration) {
 	t.Helper()
 	line := fmt.Sprintf("%-58s %6.1fs\n", t.Name()+" "+what, d.Seconds())
 	t.Log(strings.TrimSpace(line))
