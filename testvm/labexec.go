@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Command returns cmd prefixed with `ip netns exec <lab>`: it runs inside the
@@ -94,3 +96,20 @@ func (l *Lab) ListenPacket(network, address string) (net.PacketConn, error) {
 // Do runs fn on a thread inside the namespace: for sockets that need options
 // set before bind (SO_BINDTODEVICE, raw sockets).
 func (l *Lab) Do(fn func() error) error { return inNetns(l.Name, fn) }
+
+// HTTPClient returns an HTTP client whose connections are opened inside the
+// lab's namespace. The dial itself must run there: http.Transport dials from
+// goroutines of its own, which may run on threads of the host namespace, and
+// a request for a lab address must never leave through the host's routes.
+func (l *Lab) HTTPClient(timeout time.Duration) *http.Client {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := l.Do(func() error {
+			var err error
+			c, err = (&net.Dialer{Timeout: timeout}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -128,22 +127,8 @@ func (s *labServer) waitHealthy() {
 	}
 }
 
-// client returns an HTTP client whose connections are opened inside the lab
-// namespace. The dial itself must run there: http.Transport dials from its
-// own goroutines, which may run on threads in the host namespace, and a
-// request for a lab address must never leave through the host's route.
-func (s *labServer) client() *http.Client {
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := s.lab.Do(func() error {
-			var err error
-			c, err = (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
-			return err
-		})
-		return c, err
-	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
-}
+// client returns an HTTP client that connects from inside the lab.
+func (s *labServer) client() *http.Client { return s.lab.HTTPClient(10 * time.Second) }
 
 // url is the server's base URL inside the lab.
 func (s *labServer) url() string { return "http://" + s.lab.ServerAddr.String() + ":8080" }
