@@ -17,6 +17,7 @@ import (
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/pxe"
 	"github.com/undercloud/undercloud/sites"
+	"github.com/undercloud/undercloud/web"
 )
 
 // The composition root adapts the inventory and the tracker to the small
@@ -186,8 +187,11 @@ type boots struct {
 	log     *slog.Logger
 	// rebuildPending says whether a rebuild of mac is under way; nil: never.
 	rebuildPending func(ctx context.Context, mac sites.MAC) bool
-	// onBooted is told about every authenticated booted callback.
-	onBooted func(ctx context.Context, r pxe.BootReport)
+	// metrics counts renders and completed boots; nil counts nothing.
+	metrics *web.Metrics
+	// notify is told the MAC of every boot step recorded, so the rebuild
+	// engine follows a rebuild at once instead of on its next tick.
+	notify func(mac sites.MAC)
 }
 
 func (b *boots) Target(ctx context.Context, mac string, h pxe.Hints) (pxe.Target, error) {
@@ -278,7 +282,11 @@ func (b *boots) Config(ctx context.Context, mac, version string) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("site state of %s: %w", site, err)
 	}
-	return ignition.Render(ignition.Input{Release: rel, Machine: m, Bootstrapped: st.Bootstrapped})
+	out, err := ignition.Render(ignition.Input{Release: rel, Machine: m, Bootstrapped: st.Bootstrapped})
+	if b.metrics != nil {
+		b.metrics.IgnitionRendered(err == nil)
+	}
+	return out, err
 }
 
 // Booted records that a machine booted on a version, and marks its site
@@ -297,13 +305,18 @@ func (b *boots) Booted(ctx context.Context, r pxe.BootReport) error {
 	}); err != nil {
 		return err
 	}
+	if b.metrics != nil {
+		if boots, err := b.db.Boots(ctx, mac, 1); err == nil && len(boots) == 1 && boots[0].Booted {
+			b.metrics.BootCompleted(boots[0].Duration())
+		}
+	}
 	if site != "" {
 		if err := b.markBootstrapped(ctx, site); err != nil {
 			b.log.Warn("mark site bootstrapped", "site", site, "err", err)
 		}
 	}
-	if b.onBooted != nil {
-		b.onBooted(ctx, r)
+	if b.notify != nil {
+		b.notify(mac)
 	}
 	return nil
 }
@@ -362,6 +375,9 @@ func (b *boots) Record(e pxe.Event) {
 		Version: e.Version, Source: src, Detail: string(d),
 	}); err != nil {
 		b.log.Warn("record boot event", "mac", e.MAC, "err", err)
+	}
+	if b.notify != nil {
+		b.notify(mac)
 	}
 }
 

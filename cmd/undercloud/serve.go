@@ -19,7 +19,9 @@ import (
 	"github.com/undercloud/undercloud/ignition"
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/pxe"
+	"github.com/undercloud/undercloud/pxe/rebuild"
 	"github.com/undercloud/undercloud/sites"
+	"github.com/undercloud/undercloud/web"
 )
 
 // server is the running site server: what serve wires together.
@@ -33,6 +35,8 @@ type server struct {
 	tracker *sites.Tracker
 	refresh chan bool // on-demand refresh of the site repo (true: retry rejected versions)
 	boots   *boots
+	engine  *rebuild.Engine
+	metrics *web.Metrics
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,7 +68,8 @@ func newServer(ctx context.Context, cfg *serveConfig, sec *secrets, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, log: log, secrets: sec, db: db, ix: &index{}, refresh: make(chan bool, 1)}
+	s := &server{cfg: cfg, log: log, secrets: sec, db: db, ix: &index{}, refresh: make(chan bool, 1),
+		metrics: web.NewMetrics(buildVersion())}
 	s.store = &pxe.Store{Dir: filepath.Join(cfg.DataDir, "images"), ArtifactRoot: cfg.ArtifactRoot,
 		Client: &http.Client{Timeout: 30 * time.Minute}, Log: log}
 	s.tracker = &sites.Tracker{
@@ -74,7 +79,10 @@ func newServer(ctx context.Context, cfg *serveConfig, sec *secrets, log *slog.Lo
 		Store: versionStore{db}, Log: log,
 		OnActivate: s.activated,
 	}
-	s.boots = &boots{ix: s.ix, tracker: s.tracker, db: db, log: log}
+	s.engine = &rebuild.Engine{Store: db, Sites: s.tracker, Log: log,
+		Power: powerFactory{secrets: sec, db: db, log: log}.driver, Changed: s.countOutcome}
+	s.boots = &boots{ix: s.ix, tracker: s.tracker, db: db, log: log, metrics: s.metrics,
+		rebuildPending: s.engine.RebuildPending, notify: s.engine.Notify}
 	restore := cfg.Sites
 	if len(restore) == 0 {
 		known, err := db.Sites(ctx)
@@ -109,8 +117,25 @@ func newServer(ctx context.Context, cfg *serveConfig, sec *secrets, log *slog.Lo
 // activated is called by the tracker when a site's active version changes.
 func (s *server) activated(r *sites.Release) {
 	s.ix.update(s.tracker.Releases())
-	if err := s.db.DeclareMachines(context.Background(), r); err != nil {
+	ctx := context.Background()
+	s.metrics.SiteActiveVersion(r.Site.Name, r.Version.Commit, r.Version.Label())
+	if err := s.db.DeclareMachines(ctx, r); err != nil {
 		s.log.Error("record declared machines", "site", r.Site.Name, "version", r.Version.Commit, "err", err)
+	}
+	// A new version makes machines outdated: the engine retargets rebuilds
+	// not yet under way and, with rollout.start: auto, starts a rollout.
+	if err := s.engine.Activated(ctx, r.Site.Name); err != nil {
+		s.log.Error("rollout on activation", "site", r.Site.Name, "version", r.Version.Commit, "err", err)
+	}
+}
+
+// countOutcome counts finished rebuilds and rollouts for /metrics.
+func (s *server) countOutcome(r *inventory.Rebuild, ro *inventory.Rollout) {
+	if r != nil && !r.State.InFlight() {
+		s.metrics.RebuildFinished(web.RebuildState(r.State))
+	}
+	if ro != nil && !ro.State.Live() {
+		s.metrics.RolloutFinished(web.RolloutState(ro.State))
 	}
 }
 
@@ -264,19 +289,21 @@ func (s *server) run(ctx context.Context) error {
 	events := newDHCPEvents(s.db, s.log)
 	bootHTTP := &pxe.HTTP{
 		Targets: s.boots, Configs: s.boots, Callbacks: s.boots, Artifacts: s.store,
-		Tokens: &pxe.Tokens{Key: key}, Firmware: firmware, Leases: leases{s.db}, Recorder: queue, Log: s.log,
+		Tokens: &pxe.Tokens{Key: key}, Firmware: firmware, Leases: leases{s.db}, Recorder: queue,
+		Metrics: s.metrics, Log: s.log,
 	}
-	handler, err := s.handler(bootHTTP)
+	g, ctx := errgroup.WithContext(ctx)
+	handler, err := s.handler(ctx, bootHTTP)
 	if err != nil {
 		return err
 	}
-	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.tracker.Run(ctx, s.cfg.Refresh, s.refresh) })
 	g.Go(func() error { return queue.Run(ctx) })
 	g.Go(func() error { return events.Run(ctx) })
+	g.Go(func() error { return s.engine.Run(ctx) })
 	g.Go(func() error { return serveHTTP(ctx, l.http, handler) })
 	if l.tftp != nil {
-		tftp := &pxe.TFTP{Firmware: firmware, Leases: leases{s.db}, Recorder: queue, Log: s.log}
+		tftp := &pxe.TFTP{Firmware: firmware, Leases: leases{s.db}, Recorder: queue, Metrics: s.metrics, Log: s.log}
 		g.Go(func() error { return tftp.Serve(ctx, l.tftp) })
 	}
 	port := l.http.Addr().(*net.TCPAddr).Port
@@ -284,7 +311,7 @@ func (s *server) run(ctx context.Context) error {
 		srv := &dhcp.Server{
 			Iface: d.iface, ServerIP: d.serverIP, BootURL: fmt.Sprintf("http://%s:%d", d.serverIP, port),
 			EFIBinary: s.cfg.EFIBinary, Plan: s.ix, Leases: leases{s.db}, Recorder: events,
-			Log: s.log.With("iface", d.iface),
+			Metrics: s.metrics, Log: s.log.With("iface", d.iface),
 		}
 		g.Go(func() error { return srv.Serve(ctx, d.conn) })
 		s.log.Info("DHCP listening", "iface", d.iface, "port", d.port, "server_ip", d.serverIP)
@@ -298,15 +325,36 @@ func (s *server) run(ctx context.Context) error {
 	return err
 }
 
-// handler is the HTTP surface: the machine-facing boot endpoints and, next
-// to them, the operator-facing ones.
-func (s *server) handler(boot *pxe.HTTP) (http.Handler, error) {
-	h, err := boot.Handler()
+// handler is the HTTP surface: the web UI, the JSON API and /metrics, with
+// the machine-facing boot endpoints handed through to pxe, and /healthz.
+func (s *server) handler(ctx context.Context, boot *pxe.HTTP) (http.Handler, error) {
+	bh, err := boot.Handler()
+	if err != nil {
+		return nil, err
+	}
+	ro, err := inventory.OpenReadOnly(ctx, filepath.Join(s.cfg.DataDir, "inventory.db"))
+	if err != nil {
+		return nil, err
+	}
+	go func() { <-ctx.Done(); ro.Close() }()
+	var tokens []web.Token
+	for _, t := range s.secrets.APITokens {
+		tokens = append(tokens, web.Token{Name: t.Name, Role: web.Role(t.Role), Secret: t.Token})
+	}
+	if len(tokens) == 0 {
+		s.log.Warn("no API tokens configured (secrets file api_tokens or UNDERCLOUD_API_TOKENS): nobody can log in to the UI or use the API")
+	}
+	w := &web.Server{
+		DB: s.db, ReadOnly: ro, Sites: siteSource{Tracker: s.tracker, refresh: s.refresh},
+		Rebuilds: rebuilds{s.engine}, Boot: bh, Tokens: tokens, Metrics: s.metrics,
+		Log: s.log, Version: buildVersion(), Done: ctx.Done(),
+	}
+	wh, err := w.Handler()
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", h)
+	mux.Handle("/", wh)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if len(s.tracker.Releases()) == 0 {
 			http.Error(w, "no site has an active version", http.StatusServiceUnavailable)

@@ -15,7 +15,3 @@ func runMachine(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usageError("rollout: not built yet")
 }
-func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	_, err := io.WriteString(stdout, "undercloud dev\n")
-	return err
-}

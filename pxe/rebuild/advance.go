@@ -1,0 +1,145 @@
+package rebuild
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/sites"
+)
+
+// Advance decides the next step of rebuild r from the boot events of its
+// machine, at time now, under the stage timeouts t (zero fields take their
+// defaults). It returns the rebuild as it should be stored and whether it
+// changed. It moves at most one state per call, so that the engine stores
+// every transition; call it again with the same events until it reports no
+// change.
+//
+// Events with an ID up to r.LastEvent.ID (already seen), from before the
+// power cycle, and the rebuilds' own events are ignored, so the caller may
+// pass a superset. What moves a rebuild on:
+//
+//   - power-cycling: any boot step since the stage started means the power
+//     cycle happened (the server stopped during the BMC call): booting. No
+//     step: no change; the engine issues the power cycle (again).
+//   - booting: the Ignition config of the target version served:
+//     config-served. A booted report on the target proves it too (the config
+//     event may be stored after it, or dropped by a full queue), so it also
+//     moves to config-served, and the next call to booted.
+//   - config-served: a booted report on the target version: booted. A
+//     booted report on another version (an install image that booted its
+//     old disk, an old config) is not success: it keeps waiting.
+//   - booted: done.
+//
+// Timeouts, checked after the events, fail the rebuild: in booting, no boot
+// step within t.Booting of the power cycle, or no config within t.Config of
+// the first boot step; in config-served, no booted report within t.Booted of
+// the config. The power_cycle timeout bounds the BMC call itself, which the
+// engine makes.
+func Advance(r inventory.Rebuild, events []inventory.Event, now time.Time, t sites.StageTimeouts) (inventory.Rebuild, bool) {
+	t = sites.RolloutPolicy{Timeouts: t}.WithDefaults().Timeouts
+	switch r.State {
+	case inventory.RebuildPowerCycling:
+		for _, ev := range newEvents(r, events, r.StageStarted) {
+			if bootStep(ev.Kind) {
+				// The cycle was issued when the stage started; the first
+				// step proves it was accepted.
+				r.State, r.PowerCycledAt = inventory.RebuildBooting, r.StageStarted
+				return r, true
+			}
+		}
+		return r, false
+	case inventory.RebuildBooting, inventory.RebuildConfigServed:
+		return follow(r, events, now, t)
+	case inventory.RebuildBooted:
+		r.State, r.StageStarted = inventory.RebuildDone, now
+		return r, true
+	}
+	return r, false
+}
+
+// follow advances a rebuild in booting or config-served.
+func follow(r inventory.Rebuild, events []inventory.Event, now time.Time, t sites.StageTimeouts) (inventory.Rebuild, bool) {
+	changed := false
+	since := r.PowerCycledAt
+	if since.IsZero() {
+		since = r.StageStarted
+	}
+	for _, ev := range newEvents(r, events, since) {
+		onTarget := ev.Version == r.Target
+		if r.State == inventory.RebuildBooting && ev.Kind == inventory.EventBooted && onTarget {
+			// Not consumed: the next call sees it again, in config-served.
+			r.State, r.StageStarted = inventory.RebuildConfigServed, ev.At
+			if r.BootStartedAt.IsZero() {
+				r.BootStartedAt = ev.At
+			}
+			return r, true
+		}
+		r.LastEvent, changed = inventory.RefOf(ev), true
+		if r.BootStartedAt.IsZero() && bootStep(ev.Kind) {
+			r.BootStartedAt = ev.At
+		}
+		switch {
+		case r.State == inventory.RebuildBooting && ev.Kind == inventory.EventIgnition && onTarget:
+			r.State, r.StageStarted = inventory.RebuildConfigServed, ev.At
+			return r, true
+		case r.State == inventory.RebuildConfigServed && ev.Kind == inventory.EventBooted && onTarget:
+			r.State, r.StageStarted = inventory.RebuildBooted, ev.At
+			return r, true
+		}
+	}
+	if reason := overdue(r, now, t); reason != "" {
+		r.State, r.Reason, r.StageStarted = inventory.RebuildFailed, reason, now
+		return r, true
+	}
+	return r, changed
+}
+
+// newEvents returns the events of events that r has not seen yet, in ID
+// order: after its last event, at or after since, not a rebuild's own.
+func newEvents(r inventory.Rebuild, events []inventory.Event, since time.Time) []inventory.Event {
+	var out []inventory.Event
+	for _, ev := range events {
+		if ev.ID > r.LastEvent.ID && !ev.At.Before(since) && ev.Kind != inventory.EventRebuild &&
+			(r.MAC == "" || ev.MAC == "" || ev.MAC == r.MAC) {
+			out = append(out, ev)
+		}
+	}
+	slices.SortFunc(out, func(a, b inventory.Event) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// bootStep reports whether an event of kind k shows the machine booting. A
+// heartbeat does not: it comes from a running OS, and one after the power
+// cycle rather says the cycle did nothing.
+func bootStep(k inventory.EventKind) bool {
+	return k != inventory.EventHeartbeat && k != inventory.EventRebuild
+}
+
+// overdue returns why r has overrun its stage at now, or "".
+func overdue(r inventory.Rebuild, now time.Time, t sites.StageTimeouts) string {
+	short := sites.Version{Commit: r.Target}.Short()
+	switch {
+	case r.State == inventory.RebuildBooting && r.BootStartedAt.IsZero():
+		if d := t.Booting.Std(); now.Sub(r.StageStarted) > d {
+			return fmt.Sprintf("no boot request within %s after the power cycle at %s; last boot event: %s",
+				d, stamp(r.StageStarted), r.LastEvent)
+		}
+	case r.State == inventory.RebuildBooting:
+		if d := t.Config.Std(); now.Sub(r.BootStartedAt) > d {
+			return fmt.Sprintf("no config of version %s fetched within %s after the boot started at %s; last boot event: %s",
+				short, d, stamp(r.BootStartedAt), r.LastEvent)
+		}
+	case r.State == inventory.RebuildConfigServed:
+		if d := t.Booted.Std(); now.Sub(r.StageStarted) > d {
+			return fmt.Sprintf("no booted report on version %s within %s after the config was served at %s; last boot event: %s",
+				short, d, stamp(r.StageStarted), r.LastEvent)
+		}
+	}
+	return ""
+}
+
+// stamp formats a time for a reason.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -1,0 +1,261 @@
+package rebuild
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/sites"
+)
+
+var (
+	t0        = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC) // the power cycle
+	oldCommit = "1111111111111111111111111111111111111111"
+	newCommit = "2222222222222222222222222222222222222222"
+	timeouts  = sites.StageTimeouts{
+		PowerCycle: sites.Duration(time.Minute), Booting: sites.Duration(3 * time.Minute),
+		Config: sites.Duration(3 * time.Minute), Booted: sites.Duration(3 * time.Minute),
+	}
+)
+
+// at returns t0 plus d.
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+// ev returns boot event id of machine 52:54:00:00:00:01 of kind k at t0+d.
+func ev(id int64, k inventory.EventKind, d time.Duration, version string) inventory.Event {
+	return inventory.Event{ID: id, MAC: "52:54:00:00:00:01", Kind: k, At: at(d), Version: version}
+}
+
+// inState returns a rebuild to newCommit in state s, power-cycled at t0.
+func inState(s inventory.RebuildState) inventory.Rebuild {
+	r := inventory.Rebuild{ID: 7, Site: "lab", Machine: "lab-w1", MAC: "52:54:00:00:00:01", Target: newCommit,
+		State: s, StageStarted: t0, PowerCycledAt: t0}
+	if s == inventory.RebuildPowerCycling || s == inventory.RebuildRequested {
+		r.PowerCycledAt = time.Time{}
+	}
+	return r
+}
+
+// with applies changes to r.
+func with(r inventory.Rebuild, change func(*inventory.Rebuild)) inventory.Rebuild {
+	change(&r)
+	return r
+}
+
+func TestAdvance(t *testing.T) {
+	const (
+		discover  = inventory.EventDHCPDiscover
+		script    = inventory.EventIPXEScript
+		artifact  = inventory.EventArtifact
+		ignition  = inventory.EventIgnition
+		booted    = inventory.EventBooted
+		heartbeat = inventory.EventHeartbeat
+	)
+	booting := inState(inventory.RebuildBooting)
+	// bootingSeen has seen the script at t0+10s.
+	bootingSeen := with(booting, func(r *inventory.Rebuild) {
+		r.BootStartedAt, r.LastEvent = at(5*time.Second), inventory.RefOf(ev(3, script, 10*time.Second, newCommit))
+	})
+	served := with(bootingSeen, func(r *inventory.Rebuild) {
+		r.State, r.StageStarted = inventory.RebuildConfigServed, at(30*time.Second)
+		r.LastEvent = inventory.RefOf(ev(5, ignition, 30*time.Second, newCommit))
+	})
+	tests := map[string]struct {
+		r       inventory.Rebuild
+		events  []inventory.Event
+		now     time.Duration // since t0
+		want    inventory.Rebuild
+		changed bool
+	}{
+		"requested is the engine's to take": {
+			r: inState(inventory.RebuildRequested), events: []inventory.Event{ev(1, discover, time.Second, "")},
+			want: inState(inventory.RebuildRequested),
+		},
+		"power-cycling without a boot step: no change (the engine cycles again)": {
+			r: inState(inventory.RebuildPowerCycling), events: []inventory.Event{ev(1, discover, -time.Second, "")}, now: time.Hour,
+			want: inState(inventory.RebuildPowerCycling),
+		},
+		"power-cycling, heartbeat of the old OS is no boot step": {
+			r: inState(inventory.RebuildPowerCycling), events: []inventory.Event{ev(1, heartbeat, time.Second, oldCommit)},
+			want: inState(inventory.RebuildPowerCycling),
+		},
+		"power-cycling, boot step since: the cycle happened": {
+			r: inState(inventory.RebuildPowerCycling), events: []inventory.Event{ev(1, discover, time.Second, "")},
+			want: with(inState(inventory.RebuildPowerCycling), func(r *inventory.Rebuild) {
+				r.State, r.PowerCycledAt = inventory.RebuildBooting, t0 // the event is left for booting
+			}),
+			changed: true,
+		},
+		"booting, first step: progress, no transition": {
+			r: booting, events: []inventory.Event{ev(1, discover, 5*time.Second, "")}, now: 6 * time.Second,
+			want: with(booting, func(r *inventory.Rebuild) {
+				r.BootStartedAt, r.LastEvent = at(5*time.Second), inventory.RefOf(ev(1, discover, 5*time.Second, ""))
+			}),
+			changed: true,
+		},
+		"booting, script and artifact move nothing": {
+			r:      booting,
+			events: []inventory.Event{ev(2, artifact, 12*time.Second, ""), ev(1, script, 10*time.Second, newCommit)},
+			now:    20 * time.Second,
+			want: with(booting, func(r *inventory.Rebuild) {
+				r.BootStartedAt, r.LastEvent = at(10*time.Second), inventory.RefOf(ev(2, artifact, 12*time.Second, ""))
+			}),
+			changed: true,
+		},
+		"booting, config of the target: config-served": {
+			r: bootingSeen, events: []inventory.Event{ev(5, ignition, 30*time.Second, newCommit)}, now: 31 * time.Second,
+			want:    served,
+			changed: true,
+		},
+		"booting, config of another version: keeps waiting": {
+			r: bootingSeen, events: []inventory.Event{ev(5, ignition, 30*time.Second, oldCommit)}, now: 31 * time.Second,
+			want: with(bootingSeen, func(r *inventory.Rebuild) {
+				r.LastEvent = inventory.RefOf(ev(5, ignition, 30*time.Second, oldCommit))
+			}),
+			changed: true,
+		},
+		"booting, booted on the target without a config event: config-served first": {
+			r: bootingSeen, events: []inventory.Event{ev(6, booted, 40*time.Second, newCommit)}, now: 41 * time.Second,
+			want: with(bootingSeen, func(r *inventory.Rebuild) {
+				r.State, r.StageStarted = inventory.RebuildConfigServed, at(40*time.Second) // event not consumed
+			}),
+			changed: true,
+		},
+		"booting, one transition per call": {
+			r:      bootingSeen,
+			events: []inventory.Event{ev(6, booted, 40*time.Second, newCommit), ev(5, ignition, 30*time.Second, newCommit)},
+			now:    41 * time.Second,
+			want:   served, changed: true,
+		},
+		"booting, booted on another version (an install image booted its old disk): keeps waiting": {
+			r: bootingSeen, events: []inventory.Event{ev(6, booted, 40*time.Second, oldCommit)}, now: 41 * time.Second,
+			want: with(bootingSeen, func(r *inventory.Rebuild) {
+				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, oldCommit))
+			}),
+			changed: true,
+		},
+		"config-served, booted on the target: booted": {
+			r: served, events: []inventory.Event{ev(6, booted, 40*time.Second, newCommit)}, now: 41 * time.Second,
+			want: with(served, func(r *inventory.Rebuild) {
+				r.State, r.StageStarted = inventory.RebuildBooted, at(40*time.Second)
+				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, newCommit))
+			}),
+			changed: true,
+		},
+		"config-served, booted on another version (its old disk): keeps waiting": {
+			r: served, events: []inventory.Event{ev(6, booted, 40*time.Second, oldCommit)}, now: 41 * time.Second,
+			want: with(served, func(r *inventory.Rebuild) {
+				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, oldCommit))
+			}),
+			changed: true,
+		},
+		"booted: done": {
+			r: inState(inventory.RebuildBooted), now: time.Minute,
+			want: with(inState(inventory.RebuildBooted), func(r *inventory.Rebuild) {
+				r.State, r.StageStarted = inventory.RebuildDone, at(time.Minute)
+			}),
+			changed: true,
+		},
+		"done stays done":     {r: inState(inventory.RebuildDone), now: time.Hour, want: inState(inventory.RebuildDone)},
+		"failed stays failed": {r: inState(inventory.RebuildFailed), now: time.Hour, want: inState(inventory.RebuildFailed)},
+		"events seen already are ignored": {
+			r: bootingSeen, events: []inventory.Event{ev(2, ignition, 30*time.Second, newCommit)}, now: time.Minute,
+			want: bootingSeen,
+		},
+		"events before the power cycle are ignored": {
+			r: booting, events: []inventory.Event{ev(9, ignition, -time.Second, newCommit)}, now: time.Minute,
+			want: booting,
+		},
+		"the rebuild's own events are ignored": {
+			r: booting, events: []inventory.Event{ev(9, inventory.EventRebuild, time.Second, newCommit)}, now: time.Minute,
+			want: booting,
+		},
+		"booting, no boot step within the booting timeout": {
+			r: booting, now: 3*time.Minute + time.Millisecond,
+			want: with(booting, func(r *inventory.Rebuild) {
+				r.State, r.StageStarted = inventory.RebuildFailed, at(3*time.Minute+time.Millisecond)
+				r.Reason = "no boot request within 3m0s after the power cycle at 2026-03-01T10:00:00Z; last boot event: none"
+			}),
+			changed: true,
+		},
+		"booting, not yet overdue": {r: booting, now: 3 * time.Minute, want: booting},
+		"booting, only a heartbeat: the machine never rebooted": {
+			r: booting, events: []inventory.Event{ev(4, heartbeat, time.Minute, oldCommit)}, now: 4 * time.Minute,
+			want: with(booting, func(r *inventory.Rebuild) {
+				r.State, r.StageStarted = inventory.RebuildFailed, at(4*time.Minute)
+				r.LastEvent = inventory.RefOf(ev(4, heartbeat, time.Minute, oldCommit))
+				r.Reason = "no boot request within 3m0s after the power cycle at 2026-03-01T10:00:00Z; " +
+					"last boot event: heartbeat at 2026-03-01T10:01:00Z (version 111111111111)"
+			}),
+			changed: true,
+		},
+		"booting, no config within the config timeout of the first step": {
+			r: bootingSeen, now: 5*time.Second + 3*time.Minute + time.Second,
+			want: with(bootingSeen, func(r *inventory.Rebuild) {
+				r.State, r.StageStarted = inventory.RebuildFailed, at(5*time.Second+3*time.Minute+time.Second)
+				r.Reason = "no config of version 222222222222 fetched within 3m0s after the boot started at 2026-03-01T10:00:05Z; " +
+					"last boot event: ipxe-script at 2026-03-01T10:00:10Z (version 222222222222)"
+			}),
+			changed: true,
+		},
+		"booting, a config stored before the deadline counts though read after it": {
+			r: bootingSeen, events: []inventory.Event{ev(5, ignition, 30*time.Second, newCommit)}, now: time.Hour,
+			want: served, changed: true,
+		},
+		"config-served, no booted report on the target within the booted timeout": {
+			r: served, events: []inventory.Event{ev(6, booted, 40*time.Second, oldCommit)}, now: 30*time.Second + 3*time.Minute + time.Second,
+			want: with(served, func(r *inventory.Rebuild) {
+				r.State, r.StageStarted = inventory.RebuildFailed, at(30*time.Second+3*time.Minute+time.Second)
+				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, oldCommit))
+				r.Reason = "no booted report on version 222222222222 within 3m0s after the config was served at 2026-03-01T10:00:30Z; " +
+					"last boot event: booted at 2026-03-01T10:00:40Z (version 111111111111)"
+			}),
+			changed: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, changed := Advance(tc.r, tc.events, at(tc.now), timeouts)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("rebuild (-want +got):\n%s", diff)
+			}
+			if changed != tc.changed {
+				t.Errorf("changed = %v, want %v", changed, tc.changed)
+			}
+		})
+	}
+}
+
+// TestAdvanceBoot runs a whole boot through Advance, as the engine calls it:
+// again with the same events until nothing changes.
+func TestAdvanceBoot(t *testing.T) {
+	events := []inventory.Event{
+		ev(1, inventory.EventDHCPDiscover, 2*time.Second, ""),
+		ev(2, inventory.EventIPXEScript, 4*time.Second, newCommit),
+		ev(3, inventory.EventArtifact, 5*time.Second, ""),
+		ev(4, inventory.EventBooted, 20*time.Second, newCommit), // stored before the config event
+		ev(5, inventory.EventIgnition, 15*time.Second, newCommit),
+	}
+	r := inState(inventory.RebuildPowerCycling)
+	r.StageStarted = at(-time.Second)
+	var states []inventory.RebuildState
+	for range 20 {
+		next, changed := Advance(r, events, at(time.Minute), sites.StageTimeouts{}) // defaults
+		if !changed {
+			break
+		}
+		if next.State != r.State {
+			states = append(states, next.State)
+		}
+		r = next
+	}
+	want := []inventory.RebuildState{inventory.RebuildBooting, inventory.RebuildConfigServed,
+		inventory.RebuildBooted, inventory.RebuildDone}
+	if diff := cmp.Diff(want, states); diff != "" {
+		t.Errorf("states (-want +got):\n%s", diff)
+	}
+	if r.LastEvent.ID != 4 {
+		t.Errorf("last event %v, want the booted report (4)", r.LastEvent)
+	}
+}

@@ -1,0 +1,262 @@
+package rebuild
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/pxe/power"
+	"github.com/undercloud/undercloud/sites"
+)
+
+func TestRebuildToDone(t *testing.T) {
+	f := newFixture(t, labRelease())
+	r, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != inventory.RebuildRequested || r.Target != newCommit || r.RequestedBy != "alice" {
+		t.Errorf("requested: %+v", r)
+	}
+	if !f.e.RebuildPending(f.ctx, macOf("lab-w1")) {
+		t.Error("RebuildPending = false while requested")
+	}
+
+	f.settle()
+	if diff := cmp.Diff([]string{"lab-w1 pxe-once", "lab-w1 cycle"}, f.bmc.calls); diff != "" {
+		t.Errorf("bmc calls (-want +got):\n%s", diff)
+	}
+	r = f.rebuild("lab-w1")
+	if r.State != inventory.RebuildBooting || !r.PowerCycledAt.Equal(f.clk.Now()) {
+		t.Errorf("after the power cycle: %s, power cycled at %s", r.State, r.PowerCycledAt)
+	}
+	_, err = f.e.Rebuild(f.ctx, "lab", "lab-w1", "bob")
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), fmt.Sprintf("lab/lab-w1 is already rebuilding (rebuild %d, booting)", r.ID)) {
+		t.Errorf("second rebuild: got %v, want ErrConflict naming the rebuild", err)
+	}
+
+	// The script and artifacts move nothing; the config of the target does.
+	f.event("lab-w1", inventory.EventDHCPDiscover, "")
+	f.event("lab-w1", inventory.EventIPXEScript, newCommit)
+	f.settle()
+	if r = f.rebuild("lab-w1"); r.State != inventory.RebuildBooting || r.LastEvent.Kind != inventory.EventIPXEScript {
+		t.Errorf("after the script: %s, last event %s", r.State, r.LastEvent)
+	}
+	f.event("lab-w1", inventory.EventIgnition, newCommit)
+	f.settle()
+	if r = f.rebuild("lab-w1"); r.State != inventory.RebuildConfigServed {
+		t.Errorf("after the config: %s", r.State)
+	}
+	if f.e.RebuildPending(f.ctx, macOf("lab-w1")) {
+		t.Error("RebuildPending = true once the config was served: an install image would loop")
+	}
+	// Its old disk reporting in is not success.
+	f.event("lab-w1", inventory.EventBooted, oldCommit)
+	f.settle()
+	if r = f.rebuild("lab-w1"); r.State != inventory.RebuildConfigServed {
+		t.Errorf("after booted on the old version: %s", r.State)
+	}
+	f.event("lab-w1", inventory.EventBooted, newCommit)
+	f.settle()
+	want := []string{"requested", "power-cycling", "booting", "config-served", "booted", "done"}
+	if diff := cmp.Diff(want, f.states("lab-w1")); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+	if st := f.machineState("lab-w1"); st != inventory.StateProvisioned {
+		t.Errorf("machine state %s, want provisioned", st)
+	}
+	if len(f.bmc.calls) != 2 {
+		t.Errorf("bmc calls %v, want the one power cycle", f.bmc.calls)
+	}
+}
+
+func TestRebuildRefused(t *testing.T) {
+	noBMC := machine("lab-w3", sites.RoleWorker)
+	noBMC.BMC = nil
+	noCreds := machine("lab-w4", sites.RoleWorker)
+	noCreds.BMC.Credentials = "missing"
+	f := newFixture(t, labRelease(noBMC, noCreds))
+	for name, tc := range map[string]struct {
+		site, machine string
+		kind          error
+		msg           string
+	}{
+		"unknown site":    {"paris", "lab-w1", ErrNotFound, "site paris: no such site"},
+		"unknown machine": {"lab", "lab-w9", ErrNotFound, "lab/lab-w9: no such machine at version v2"},
+		"no bmc":          {"lab", "lab-w3", ErrConflict, "lab/lab-w3 has no bmc in its site config"},
+		"no credentials":  {"lab", "lab-w4", ErrConflict, `lab/lab-w4 cannot be power-cycled: bmc ipmi: no credentials "missing"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.e.Rebuild(f.ctx, tc.site, tc.machine, "alice")
+			if !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("got %v, want %v with %q", err, tc.kind, tc.msg)
+			}
+		})
+	}
+	if rs, _ := f.db.Rebuilds(f.ctx, inventory.RebuildFilter{}); len(rs) != 0 {
+		t.Errorf("rebuilds stored: %v", rs)
+	}
+}
+
+func TestRebuildBMCFails(t *testing.T) {
+	f := newFixture(t, labRelease())
+	f.bmc.fail["lab-w1"] = fmt.Errorf("ipmi 10.0.0.5:623: chassis bootdev pxe: no answer after 3 attempts (20s each): timeout: %w", power.ErrUnreachable)
+	if _, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	r := f.rebuild("lab-w1")
+	if r.State != inventory.RebuildFailed || !strings.Contains(r.Reason, "ipmi 10.0.0.5:623: chassis bootdev pxe: no answer after 3 attempts") {
+		t.Errorf("got %s (%s), want failed with the driver's message", r.State, r.Reason)
+	}
+	if st := f.machineState("lab-w1"); st != inventory.StateFailed {
+		t.Errorf("machine state %s, want failed", st)
+	}
+	if diff := cmp.Diff([]string{"requested", "power-cycling", "failed: " + r.Reason}, f.states("lab-w1")); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+	if len(f.bmc.cycled()) != 0 {
+		t.Errorf("cycled %v after PXEOnce failed", f.bmc.cycled())
+	}
+}
+
+func TestRebuildBMCTimeout(t *testing.T) {
+	rel := labRelease()
+	rel.Site.Rollout.Timeouts.PowerCycle = sites.Duration(50 * time.Millisecond)
+	f := newFixture(t, rel)
+	f.bmc.block["lab-w1"] = true
+	if _, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	if r := f.rebuild("lab-w1"); r.State != inventory.RebuildFailed ||
+		!strings.Contains(r.Reason, "the bmc did not accept the power cycle within 50ms") {
+		t.Errorf("got %s (%s), want failed on the power_cycle timeout", r.State, r.Reason)
+	}
+}
+
+func TestRebuildStageTimeout(t *testing.T) {
+	f := newFixture(t, labRelease())
+	if _, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	f.event("lab-w1", inventory.EventDHCPDiscover, "")
+	f.event("lab-w1", inventory.EventIPXEScript, newCommit)
+	f.settle()
+	f.clk.Advance(3*time.Minute - time.Second) // the discover was a second before the script
+	f.settle()
+	if r := f.rebuild("lab-w1"); r.State != inventory.RebuildBooting {
+		t.Fatalf("3m after the first step: %s (%s), want still booting", r.State, r.Reason)
+	}
+	f.clk.Advance(time.Millisecond)
+	f.settle()
+	r := f.rebuild("lab-w1")
+	if r.State != inventory.RebuildFailed || !strings.HasPrefix(r.Reason, "no config of version 222222222222 fetched within 3m0s") ||
+		!strings.Contains(r.Reason, "last boot event: ipxe-script at") {
+		t.Errorf("got %s (%s), want failed on the config timeout", r.State, r.Reason)
+	}
+}
+
+// TestRestartInPowerCycling: the server died around the BMC call. If the
+// machine booted since, the cycle happened; if not, it is cycled again.
+func TestRestartInPowerCycling(t *testing.T) {
+	for name, booted := range map[string]bool{"booted since": true, "never booted": false} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, labRelease())
+			r, err := f.db.CreateRebuild(f.ctx, inventory.Rebuild{Site: "lab", Machine: "lab-w1", MAC: macOf("lab-w1"),
+				Role: sites.RoleWorker, Target: newCommit, StageStarted: f.clk.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.State, r.StageStarted = inventory.RebuildPowerCycling, f.clk.Now()
+			if _, err := f.db.UpdateRebuild(f.ctx, r, inventory.RebuildRequested); err != nil {
+				t.Fatal(err)
+			}
+			if booted {
+				f.event("lab-w1", inventory.EventDHCPDiscover, "")
+			}
+			f.restart()
+			f.settle()
+			var want []string
+			if !booted {
+				want = []string{"lab-w1"}
+			}
+			if diff := cmp.Diff(want, f.bmc.cycled()); diff != "" {
+				t.Errorf("cycled (-want +got):\n%s", diff)
+			}
+			got := f.rebuild("lab-w1")
+			if got.State != inventory.RebuildBooting {
+				t.Errorf("state %s, want booting", got.State)
+			}
+			if booted && got.LastEvent.Kind != inventory.EventDHCPDiscover {
+				t.Errorf("last event %s, want the discover that proved the cycle", got.LastEvent)
+			}
+		})
+	}
+}
+
+// TestShutdownDuringBMCCall: a BMC call cut short by a shutdown stores
+// nothing; the next engine cycles the machine again.
+func TestShutdownDuringBMCCall(t *testing.T) {
+	f := newFixture(t, labRelease())
+	f.bmc.block["lab-w1"] = true
+	ctx, cancel := context.WithCancel(f.ctx)
+	if _, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.e.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	f.e.cycles.Wait()
+	if r := f.rebuild("lab-w1"); r.State != inventory.RebuildPowerCycling {
+		t.Fatalf("after the shutdown: %s (%s), want power-cycling", r.State, r.Reason)
+	}
+	f.restart()
+	f.settle()
+	if diff := cmp.Diff([]string{"lab-w1"}, f.bmc.cycled()); diff != "" {
+		t.Errorf("cycled after the restart (-want +got):\n%s", diff)
+	}
+	if r := f.rebuild("lab-w1"); r.State != inventory.RebuildBooting {
+		t.Errorf("after the restart: %s, want booting", r.State)
+	}
+}
+
+// TestRunNotify: Run takes a request at once and a notification moves a
+// rebuild on without waiting for the tick.
+func TestRunNotify(t *testing.T) {
+	f := newFixture(t, labRelease())
+	f.e.Tick = time.Hour
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error)
+	go func() { done <- f.e.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitFor := func(want inventory.RebuildState) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for f.rebuild("lab-w1").State != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("state %s, want %s", f.rebuild("lab-w1").State, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if _, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(inventory.RebuildBooting)
+	f.boot("lab-w1", newCommit)
+	f.e.Notify(macOf("lab-w1"))
+	waitFor(inventory.RebuildDone)
+}

@@ -1,0 +1,142 @@
+package web
+
+import (
+	"context"
+	"time"
+
+	"github.com/undercloud/undercloud/sites"
+)
+
+// Sites is what the web side needs of the site tracker: what each served
+// site runs and why, the active release of a site (for a machine's declared
+// spec), a way to trigger a refresh of the site repo, and how fresh the
+// local mirror of the repo is.
+type Sites interface {
+	// Status returns every served site's binding, active and pending
+	// versions and problems.
+	Status() []sites.SiteStatus
+	// Release returns a site's active release, nil if it has none.
+	Release(site string) *sites.Release
+	// Refresh asks for a fetch of the site repo and a new gate run; it must
+	// not wait for them. retryRejected re-runs the gate on versions
+	// rejected before.
+	Refresh(retryRejected bool)
+	// FetchStatus returns the state of the last fetch of the site repo.
+	FetchStatus() sites.FetchStatus
+}
+
+// Rebuilds is what the web side needs of the rebuild and rollout engine.
+// Errors wrap ErrNotFound, ErrConflict or ErrBadRequest (or the inventory's
+// ErrNotFound and ErrConflict) so the right status reaches the operator;
+// their text is shown to the operator as it is.
+type Rebuilds interface {
+	// Rebuild starts the rebuild of a site's declared machine onto the
+	// site's active version, on behalf of actor.
+	Rebuild(ctx context.Context, site, machine, actor string) (RebuildView, error)
+	// MachineRebuilds returns the rebuilds of a machine, newest first.
+	MachineRebuilds(ctx context.Context, mac sites.MAC) ([]RebuildView, error)
+	// Rollout returns the site's current rollout, or else its last one;
+	// false when the site never had one.
+	Rollout(ctx context.Context, site string) (RolloutView, bool, error)
+	// RolloutAction starts (ActionStart) a rollout of the site's outdated
+	// machines, or pauses, resumes, aborts or confirms (the canary) its
+	// current one, on behalf of actor.
+	RolloutAction(ctx context.Context, site, action, actor string) (RolloutView, error)
+}
+
+// The rollout actions of Rebuilds.RolloutAction.
+const (
+	ActionStart   = "start"
+	ActionPause   = "pause"
+	ActionResume  = "resume"
+	ActionAbort   = "abort"
+	ActionConfirm = "confirm"
+)
+
+// rolloutActions are the actions an operator may ask for, in the order the
+// UI shows their buttons.
+var rolloutActions = [...]string{ActionStart, ActionPause, ActionResume, ActionAbort, ActionConfirm}
+
+// RebuildState is where a rebuild stands.
+type RebuildState string
+
+// Rebuild states, in life order; done, failed and canceled are final.
+const (
+	RebuildRequested    RebuildState = "requested"
+	RebuildPowerCycling RebuildState = "power-cycling"
+	RebuildBooting      RebuildState = "booting"
+	RebuildConfigServed RebuildState = "config-served"
+	RebuildBooted       RebuildState = "booted"
+	RebuildDone         RebuildState = "done"
+	RebuildFailed       RebuildState = "failed"
+	RebuildCanceled     RebuildState = "canceled"
+)
+
+// RebuildView is one rebuild as the UI and the API show it.
+type RebuildView struct {
+	ID      int64        `json:"id"`
+	Site    string       `json:"site"`
+	Machine string       `json:"machine"`
+	MAC     sites.MAC    `json:"mac"`
+	Version string       `json:"version"` // the target commit
+	State   RebuildState `json:"state"`
+	// Reason says why it failed or was canceled, or what it waits for.
+	Reason  string    `json:"reason,omitempty"`
+	Actor   string    `json:"actor,omitempty"` // who asked; empty for a rollout's own
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// RolloutState is where a rollout stands.
+type RolloutState string
+
+// Rollout states; aborted and done are final, halted waits for an operator.
+const (
+	RolloutPlanned    RolloutState = "planned"
+	RolloutRunning    RolloutState = "running"
+	RolloutCanaryWait RolloutState = "canary-wait"
+	RolloutPaused     RolloutState = "paused"
+	RolloutHalted     RolloutState = "halted"
+	RolloutAborted    RolloutState = "aborted"
+	RolloutDone       RolloutState = "done"
+)
+
+// RolloutView is one rollout as the UI and the API show it.
+type RolloutView struct {
+	ID       int64            `json:"id"`
+	Site     string           `json:"site"`
+	Version  string           `json:"version"` // the target commit
+	State    RolloutState     `json:"state"`
+	Reason   string           `json:"reason,omitempty"` // why it halted or was aborted
+	Failures int              `json:"failures"`
+	Actor    string           `json:"actor,omitempty"`
+	Created  time.Time        `json:"created"`
+	Updated  time.Time        `json:"updated"`
+	Machines []RolloutMachine `json:"machines"`
+}
+
+// RolloutMachine is one machine's progress in a rollout.
+type RolloutMachine struct {
+	Name  string     `json:"name"`
+	MAC   sites.MAC  `json:"mac,omitempty"`
+	Role  sites.Role `json:"role"`
+	Batch int        `json:"batch"` // 0 is the canary batch when there is one
+	// State is its rebuild's state, or "pending" before its batch starts.
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Done reports whether the rollout is over.
+func (r RolloutView) Done() bool { return r.State == RolloutDone || r.State == RolloutAborted }
+
+// Progress returns how many of its machines are finished (done, failed or
+// canceled) and how many it has.
+func (r RolloutView) Progress() (finished, total int) {
+	for _, m := range r.Machines {
+		switch RebuildState(m.State) {
+		case RebuildDone, RebuildFailed, RebuildCanceled:
+			finished++
+		}
+	}
+	return finished, len(r.Machines)
+}

@@ -1,0 +1,188 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/sites"
+)
+
+// EventView is one boot event as the UI and the API show it.
+type EventView struct {
+	ID      int64     `json:"id"`
+	At      time.Time `json:"at"`
+	MAC     sites.MAC `json:"mac"`
+	Site    string    `json:"site,omitempty"`
+	BootID  string    `json:"boot_id,omitempty"`
+	Kind    string    `json:"kind"`
+	Version string    `json:"version,omitempty"`
+	IP      string    `json:"ip,omitempty"`
+	Source  string    `json:"source,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+	// Machine and State are the machine's name and state once the event
+	// was stored (event streams and the recent-events panel only).
+	Machine string `json:"machine,omitempty"`
+	State   string `json:"state,omitempty"`
+}
+
+func eventView(ev inventory.Event) EventView {
+	v := EventView{ID: ev.ID, At: ev.At, MAC: ev.MAC, Site: ev.Site, BootID: ev.BootID, Kind: string(ev.Kind),
+		Version: ev.Version, Source: ev.Source, Detail: ev.Detail}
+	if ev.IP.IsValid() {
+		v.IP = ev.IP.String()
+	}
+	return v
+}
+
+// withMachines names the machine of each event and says its state now:
+// one lookup per machine, not per event.
+func (s *server) withMachines(ctx context.Context, evs []inventory.Event) ([]EventView, error) {
+	known := map[sites.MAC]inventory.Machine{}
+	out := make([]EventView, 0, len(evs))
+	for _, ev := range evs {
+		m, ok := known[ev.MAC]
+		if !ok {
+			var err error
+			if m, err = s.DB.Machine(ctx, ev.MAC); err != nil {
+				m = inventory.Machine{} // an event may outlive its machine
+			}
+			known[ev.MAC] = m
+		}
+		v := eventView(ev)
+		v.Machine, v.State = m.Name, string(m.State)
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// recentEvents returns the latest events of a site (all if empty), oldest
+// first.
+func (s *server) recentEvents(ctx context.Context, site string, n int) ([]EventView, error) {
+	evs, err := s.DB.RecentEvents(ctx, site, n)
+	if err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
+		evs[i], evs[j] = evs[j], evs[i]
+	}
+	return s.withMachines(ctx, evs)
+}
+
+// apiEvents is the polling feed: the events after the ID given, oldest
+// first; without one, the latest events. next is the cursor for the
+// following poll.
+func (s *server) apiEvents(c echo.Context) error {
+	ctx := c.Request().Context()
+	site := c.QueryParam("site")
+	n, err := intParam(c, "limit", 100)
+	if err != nil {
+		return err
+	}
+	var evs []EventView
+	after := c.QueryParam("after")
+	var cursor int64
+	if after == "" {
+		evs, err = s.recentEvents(ctx, site, n)
+	} else {
+		if cursor, err = strconv.ParseInt(after, 10, 64); err != nil || cursor < 0 {
+			return kindf(ErrBadRequest, "after=%q: want an event ID", after)
+		}
+		var raw []inventory.Event
+		if raw, err = s.DB.EventsAfter(ctx, site, cursor, n); err == nil {
+			evs, err = s.withMachines(ctx, raw)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if len(evs) > 0 {
+		cursor = evs[len(evs)-1].ID
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": evs, "next": cursor})
+}
+
+// Event stream timing.
+const (
+	streamPoll      = time.Second
+	streamKeepalive = 15 * time.Second
+	streamBatch     = 500
+)
+
+// eventStream sends the events stored from now on as server-sent events
+// (each "id:" is the event ID, so a browser that reconnects resumes with
+// Last-Event-ID). It polls the inventory each second: one indexed read per
+// open page, and no coupling to the packet path.
+func (s *server) eventStream(c echo.Context) error {
+	ctx := c.Request().Context()
+	site := c.QueryParam("site")
+	var cursor int64
+	if last := c.Request().Header.Get("Last-Event-ID"); last != "" {
+		cursor, _ = strconv.ParseInt(last, 10, 64)
+	}
+	if cursor <= 0 {
+		latest, err := s.DB.RecentEvents(ctx, site, 1)
+		if err != nil {
+			return err
+		}
+		if len(latest) > 0 {
+			cursor = latest[0].ID
+		}
+	}
+	w := c.Response()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("X-Accel-Buffering", "no") // nginx: pass events at once
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: 3000\n: events of site %q after %d\n\n", site, cursor)
+	w.Flush()
+	tick := time.NewTicker(streamPoll)
+	defer tick.Stop()
+	quiet := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.Done:
+			return nil
+		case <-tick.C:
+		}
+		raw, err := s.DB.EventsAfter(ctx, site, cursor, streamBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("event stream", "err", err)
+			}
+			return nil
+		}
+		evs, err := s.withMachines(ctx, raw)
+		if err != nil {
+			return nil
+		}
+		for _, ev := range evs {
+			b, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: boot\ndata: %s\n\n", ev.ID, b); err != nil {
+				return nil
+			}
+			cursor = ev.ID
+		}
+		if len(evs) == 0 && time.Since(quiet) < streamKeepalive {
+			continue
+		}
+		if len(evs) == 0 {
+			// A comment keeps proxies from closing an idle stream.
+			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+				return nil
+			}
+		}
+		quiet = time.Now()
+		w.Flush()
+	}
+}

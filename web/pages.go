@@ -1,0 +1,210 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/sites"
+)
+
+// noScriptRefresh is how often a live page reloads without JavaScript.
+const noScriptRefresh = 30
+
+// overviewPage answers what operators ask first: what each site runs, what
+// is booting now, what failed, and the latest boot steps.
+func (s *server) overviewPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	vs, err := s.siteViews(ctx, s.Sites.Status(), false)
+	if err != nil {
+		return err
+	}
+	booting, err := s.machineViews(ctx, inventory.MachineFilter{State: inventory.StateBooting})
+	if err != nil {
+		return err
+	}
+	failed, err := s.machineViews(ctx, inventory.MachineFilter{State: inventory.StateFailed})
+	if err != nil {
+		return err
+	}
+	evs, err := s.recentEvents(ctx, "", 50)
+	if err != nil {
+		return err
+	}
+	reverse(evs)
+	data := struct {
+		Sites           []SiteView
+		Booting, Failed []MachineView
+		Events          []EventView
+		Repo            FetchView
+	}{vs, booting, failed, evs, fetchView(s.Sites.FetchStatus())}
+	return s.render(c, http.StatusOK, "overview", page{Title: "Overview", Nav: "overview", Live: true, Refresh: noScriptRefresh, Data: data})
+}
+
+func reverse[T any](s []T) {
+	for i, j := 0, len(s)-1; i < j; i, j = i+1, j-1 {
+		s[i], s[j] = s[j], s[i]
+	}
+}
+
+func (s *server) sitePage(c echo.Context) error {
+	v, err := s.siteView(c.Request().Context(), c.Param("site"))
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "site", page{Title: "Site " + v.Name, Nav: "overview", Data: v})
+}
+
+// machinesData is the machines page: the filter form's choices and values,
+// and the rows.
+type machinesData struct {
+	Sites    []string
+	Roles    []sites.Role
+	States   []inventory.State
+	Filter   inventory.MachineFilter
+	Version  string // as typed
+	Machines []MachineView
+}
+
+func (s *server) machinesPage(c echo.Context) error {
+	f, err := machineFilter(c)
+	if err != nil {
+		return err
+	}
+	ms, err := s.machineViews(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	d := machinesData{Roles: sites.Roles, States: inventory.States(), Filter: f, Version: f.Version, Machines: ms}
+	for _, st := range s.Sites.Status() {
+		d.Sites = append(d.Sites, st.Site)
+	}
+	return s.render(c, http.StatusOK, "machines", page{Title: "Machines", Nav: "machines", Live: true, LiveSite: f.Site,
+		Refresh: noScriptRefresh, Data: d})
+}
+
+func (s *server) machinePage(c echo.Context) error {
+	d, err := s.machineDetail(c.Request().Context(), c.Param("site"), c.Param("name"))
+	if err != nil {
+		return err
+	}
+	title := d.Machine.Name
+	if title == "" {
+		title = string(d.Machine.MAC)
+	}
+	return s.render(c, http.StatusOK, "machine", page{Title: title, Nav: "machines", Live: true, LiveSite: d.Machine.Site,
+		Refresh: noScriptRefresh, Data: d})
+}
+
+// rolloutRow is one site on the rollouts page.
+type rolloutRow struct {
+	Site    SiteView
+	Rollout *RolloutView
+}
+
+func (s *server) rolloutsPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	vs, err := s.siteViews(ctx, s.Sites.Status(), false)
+	if err != nil {
+		return err
+	}
+	rows := make([]rolloutRow, 0, len(vs))
+	for _, v := range vs {
+		row := rolloutRow{Site: v}
+		if s.Rebuilds != nil {
+			r, ok, err := s.Rebuilds.Rollout(ctx, v.Name)
+			if err != nil {
+				return err
+			}
+			if ok {
+				row.Rollout = &r
+			}
+		}
+		rows = append(rows, row)
+	}
+	data := struct {
+		Rows      []rolloutRow
+		Available bool
+	}{rows, s.Rebuilds != nil}
+	return s.render(c, http.StatusOK, "rollouts", page{Title: "Rollouts", Nav: "rollouts", Refresh: noScriptRefresh, Data: data})
+}
+
+func (s *server) rolloutPage(c echo.Context) error {
+	v, err := s.siteView(c.Request().Context(), c.Param("site"))
+	if err != nil {
+		return err
+	}
+	data := struct {
+		Site      SiteView
+		Rollout   *RolloutView
+		Available bool
+		Actions   []string
+	}{Site: v, Available: s.Rebuilds != nil}
+	if s.Rebuilds != nil {
+		if data.Rollout, err = s.rollout(c); err != nil {
+			return err
+		}
+	}
+	data.Actions = actionsFor(data.Rollout)
+	return s.render(c, http.StatusOK, "rollout", page{Title: "Rollout of " + v.Name, Nav: "rollouts", Live: true,
+		LiveSite: v.Name, Refresh: noScriptRefresh, Data: data})
+}
+
+// actionsFor returns the buttons a rollout page offers: what makes sense
+// in the rollout's state (the engine still decides, and says why not).
+func actionsFor(r *RolloutView) []string {
+	if r == nil || r.Done() {
+		return []string{ActionStart}
+	}
+	switch r.State {
+	case RolloutPlanned:
+		return []string{ActionAbort}
+	case RolloutRunning:
+		return []string{ActionPause, ActionAbort}
+	case RolloutCanaryWait:
+		return []string{ActionConfirm, ActionPause, ActionAbort}
+	case RolloutPaused, RolloutHalted:
+		return []string{ActionResume, ActionAbort}
+	}
+	return rolloutActions[:]
+}
+
+func (s *server) discoveredPage(c echo.Context) error {
+	ds, err := s.discovered(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "discovered", page{Title: "Discovered machines", Nav: "discovered", Data: ds})
+}
+
+// queryData is the query page: the statement, its result or why it has
+// none, and the saved examples.
+type queryData struct {
+	SQL      string
+	Result   *QueryResult
+	Problem  string
+	Examples []example
+	Timeout  string
+	RowLimit int
+}
+
+// queryPage shows the query form and, given sql, runs it. A GET, so a
+// query can be bookmarked and shared as a link; it changes nothing.
+func (s *server) queryPage(c echo.Context) error {
+	d := queryData{SQL: c.QueryParam("sql"), Examples: examples(), Timeout: durString(s.QueryTimeout), RowLimit: s.QueryRows}
+	code := http.StatusOK
+	if strings.TrimSpace(d.SQL) != "" {
+		res, err := s.query(c.Request().Context(), who(c).Name, d.SQL)
+		if err != nil {
+			code = status(err)
+			if code == 499 {
+				return err
+			}
+			d.Problem = message(err)
+		}
+		d.Result = res
+	}
+	return s.render(c, code, "query", page{Title: "Query", Nav: "query", Data: d})
+}
