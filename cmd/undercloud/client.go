@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/undercloud/undercloud/web"
+)
+
+// apiClient talks to a running server's JSON API (docs/api.md) with a token.
+type apiClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// clientFlags registers --server and --token (UNDERCLOUD_SERVER,
+// UNDERCLOUD_TOKEN) on fs.
+func clientFlags(fs *flag.FlagSet) func() (*apiClient, error) {
+	server := fs.String("server", envOr("UNDERCLOUD_SERVER", "http://127.0.0.1:8080"), "the server's URL (env UNDERCLOUD_SERVER)")
+	token := fs.String("token", "", "API token (env UNDERCLOUD_TOKEN); changes need an operator token")
+	return func() (*apiClient, error) {
+		t := *token
+		if t == "" {
+			t = os.Getenv("UNDERCLOUD_TOKEN")
+		}
+		if t == "" {
+			return nil, usageError("no API token: give --token or set UNDERCLOUD_TOKEN (a token from the server's secrets file)")
+		}
+		u, err := url.Parse(*server)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, usageError("--server %q: want http(s)://host:port", *server)
+		}
+		return &apiClient{base: strings.TrimRight(*server, "/"), token: t, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// do sends a request and decodes the JSON answer into out; an error answer
+// becomes an error carrying the server's message.
+func (c *apiClient) do(ctx context.Context, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(nil))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, c.base+path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return exitError{code: 1, msg: fmt.Sprintf("%s (HTTP %d)", e.Error, resp.StatusCode)}
+		}
+		return exitError{code: 1, msg: fmt.Sprintf("%s %s: HTTP %d", method, path, resp.StatusCode)}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("%s %s: bad answer: %w", method, path, err)
+	}
+	return nil
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := clientFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: undercloud status [SITE]\n\nShows each site's bound, active and rejected versions and its machines,\nfrom a running server.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitError{code: 2}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	var sv struct{ Sites []web.SiteView }
+	if err := c.do(ctx, http.MethodGet, "/api/v1/sites", &sv); err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	found := false
+	for _, s := range sv.Sites {
+		if fs.NArg() > 0 && s.Name != fs.Arg(0) {
+			continue
+		}
+		found = true
+		fmt.Fprintf(w, "site %s\tbinding %s\tactive %s\t%d machines, %d outdated\tbootstrapped: %v\n",
+			s.Name, s.Binding, versionLabel(s.Active), s.Total, s.Outdated, s.Bootstrapped)
+		if s.Pending != nil {
+			fmt.Fprintf(w, "  pending %s\t%s\n", s.Pending.Label, strings.Join(s.Problems, "; "))
+		}
+		if s.Error != "" {
+			fmt.Fprintf(w, "  error\t%s\n", s.Error)
+		}
+		if s.Repo.Error != "" {
+			fmt.Fprintf(w, "  repo\tunreachable: %s\n", s.Repo.Error)
+		}
+		var mv struct{ Machines []web.MachineView }
+		if err := c.do(ctx, http.MethodGet, "/api/v1/machines?site="+url.QueryEscape(s.Name), &mv); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "  NAME\tROLE\tIP\tSTATE\tVERSION\tOUTDATED\tLAST EVENT")
+		for _, m := range mv.Machines {
+			last := ""
+			if m.LastEvent != nil {
+				last = m.LastEvent.Kind + " " + m.LastEvent.At.Local().Format("15:04:05")
+			}
+			ver := ""
+			if m.Version != nil {
+				ver = m.Version.Short
+				if m.Version.Tag != "" {
+					ver = m.Version.Tag
+				}
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%v\t%s\n", orMAC(m), m.Role, m.IP, m.State, ver, m.Outdated, last)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 && !found {
+		return exitError{code: 1, msg: fmt.Sprintf("the server serves no site %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+func versionLabel(v *web.VersionView) string {
+	if v == nil {
+		return "(none)"
+	}
+	return v.Label + " (" + v.Short + ")"
+}
+
+func orMAC(m web.MachineView) string {
+	if m.Name != "" {
+		return m.Name
+	}
+	return string(m.MAC)
+}
+
+func runMachine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("machine", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := clientFlags(fs)
+	wait := fs.Bool("wait", false, "wait until the rebuild is done or failed")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: undercloud machine rebuild SITE/NAME [--wait]
+
+Rebuilds a machine: sets its next boot to the site's active version and
+power-cycles it through its BMC (one-time PXE boot), then follows its boot
+until it reports back booted on that version. Needs an operator token.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return exitError{code: 2}
+	}
+	if fs.NArg() != 2 || fs.Arg(0) != "rebuild" {
+		fs.Usage()
+		return usageError("want: machine rebuild SITE/NAME")
+	}
+	site, name, ok := strings.Cut(fs.Arg(1), "/")
+	if !ok || site == "" || name == "" {
+		return usageError("%q: want SITE/NAME", fs.Arg(1))
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	var rb web.RebuildView
+	path := "/api/v1/machines/" + url.PathEscape(site) + "/" + url.PathEscape(name)
+	if err := c.do(ctx, http.MethodPost, path+"/rebuild", &rb); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rebuild %d of %s/%s: %s\n", rb.ID, site, name, rb.State)
+	if !*wait {
+		return nil
+	}
+	last := rb.State
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		var d web.MachineDetail
+		if err := c.do(ctx, http.MethodGet, path, &d); err != nil {
+			return err
+		}
+		for _, r := range d.Rebuilds {
+			if r.ID != rb.ID {
+				continue
+			}
+			if r.State != last {
+				fmt.Fprintf(stdout, "rebuild %d of %s/%s: %s %s\n", r.ID, site, name, r.State, r.Reason)
+				last = r.State
+			}
+			switch r.State {
+			case web.RebuildState("done"):
+				return nil
+			case web.RebuildState("failed"), web.RebuildState("canceled"):
+				return exitError{code: 1, msg: fmt.Sprintf("rebuild %d %s: %s", r.ID, r.State, r.Reason)}
+			}
+		}
+	}
+}
+
+func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rollout", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := clientFlags(fs)
+	wait := fs.Bool("wait", false, "with start or resume: wait until the rollout ends (done, halted or aborted)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: undercloud rollout start|pause|resume|abort|confirm|status SITE [--wait]
+
+A rollout rebuilds a site's outdated machines under the site's rollout policy:
+masters first, one at a time, each waiting for the previous to report booted;
+then workers in batches; canary first when the policy says so (confirm ends
+its wait); it halts by itself after max_failures failures. pause lets rebuilds
+under way finish and starts none; abort cancels what has not started. Changes
+need an operator token.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return exitError{code: 2}
+	}
+	actions := map[string]bool{"start": true, "pause": true, "resume": true, "abort": true, "confirm": true, "status": true}
+	if fs.NArg() != 2 || !actions[fs.Arg(0)] {
+		fs.Usage()
+		return usageError("want: rollout start|pause|resume|abort|confirm|status SITE")
+	}
+	action, site := fs.Arg(0), fs.Arg(1)
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	path := "/api/v1/sites/" + url.PathEscape(site) + "/rollout"
+	var ro web.RolloutView
+	switch action {
+	case "status":
+		err = c.do(ctx, http.MethodGet, path, &ro)
+	case "start":
+		err = c.do(ctx, http.MethodPost, path, &ro)
+	default:
+		err = c.do(ctx, http.MethodPost, path+"/"+action, &ro)
+	}
+	if err != nil {
+		return err
+	}
+	printRollout(stdout, ro)
+	if !*wait || (action != "start" && action != "resume") {
+		return nil
+	}
+	for ro.State == "planned" || ro.State == "running" || ro.State == "canary-wait" {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+		prev := ro
+		if err := c.do(ctx, http.MethodGet, path, &ro); err != nil {
+			return err
+		}
+		if !sameProgress(prev, ro) {
+			printRollout(stdout, ro)
+		}
+	}
+	if ro.State != "done" {
+		return exitError{code: 1, msg: fmt.Sprintf("rollout %d %s: %s", ro.ID, ro.State, ro.Reason)}
+	}
+	return nil
+}
+
+func printRollout(w io.Writer, ro web.RolloutView) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	short := ro.Version
+	if len(short) > 12 {
+		short = short[:12]
+	}
+	fmt.Fprintf(tw, "rollout %d of %s to %s: %s, %d failure(s)\t%s\n", ro.ID, ro.Site, short, ro.State, ro.Failures, ro.Reason)
+	for _, m := range ro.Machines {
+		fmt.Fprintf(tw, "  batch %d\t%s\t%s\t%s\t%s\n", m.Batch, m.Name, m.Role, m.State, m.Reason)
+	}
+	tw.Flush()
+}
+
+func sameProgress(a, b web.RolloutView) bool {
+	if a.State != b.State || len(a.Machines) != len(b.Machines) {
+		return false
+	}
+	for i := range a.Machines {
+		if a.Machines[i].State != b.Machines[i].State {
+			return false
+		}
+	}
+	return true
+}
+
+// reorder moves flags (with their values) after positional arguments to the
+// front, so that `rollout start lab --wait` works as well as
+// `rollout --wait start lab`: the flag package stops at the first positional
+// argument.
+func reorder(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // the flag package reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return append(flags, pos...)
+}
