@@ -42,10 +42,17 @@ image: deps
 vet:
 	$(GO) vet ./...
 
-## test: vet and every test with the race detector, VM boots included
+## test: vet and every test with the race detector, VM boots included.
+## Screenshots and other test artifacts land in build/test-output; the time of
+## every VM boot is printed at the end.
+OUTPUT := $(CURDIR)/build/test-output
 test: deps build image vet
+	rm -rf $(OUTPUT) && mkdir -p $(OUTPUT)
 	UNDERCLOUD_TESTIMAGE=$(CURDIR)/$(IMAGE) UNDERCLOUD_BIN=$(CURDIR)/$(BIN) \
-		$(GO) test -race -timeout 20m ./...
+	UNDERCLOUD_BOOT_LOG=$(OUTPUT)/boot-times.txt \
+		$(GO) test -race -timeout 20m -artifacts -outputdir $(OUTPUT) ./...
+	@echo; echo "VM boots (power-on to the node's booted callback):"; cat $(OUTPUT)/boot-times.txt
+	@echo; echo "Screenshots:"; find $(OUTPUT)/_artifacts -name '*.png' | sort
 
 ## demo: the lab site (1 master, 2 workers) booting from the server
 demo: deps build image
