@@ -89,7 +89,9 @@ func (d *webDriver) call(method, path string, body, out any) {
 	}
 }
 
-func (d *webDriver) open(url string) { d.call(http.MethodPost, d.session+"/url", map[string]string{"url": url}, nil) }
+func (d *webDriver) open(url string) {
+	d.call(http.MethodPost, d.session+"/url", map[string]string{"url": url}, nil)
+}
 
 func (d *webDriver) url() string {
 	var u string
