@@ -152,6 +152,19 @@ func (db *DB) Leases(ctx context.Context, site string) ([]Lease, error) {
 	return ls, nil
 }
 
+// claim finds the client's lease and the lease at req.IP, and fails with
+// ErrConflict when another client's lease, offer or a decline hold is on the
+// address: the first step of both Offer and Bind.
+func (t *tx) claim(req LeaseRequest) (n uint32, mine, at *storedLease, err error) {
+	if n, err = addrNum(req.IP); err != nil {
+		return 0, nil, nil, err
+	}
+	if mine, at, err = t.leasesOf(req.MAC, n); err != nil {
+		return 0, nil, nil, err
+	}
+	return n, mine, at, t.check(req.MAC, at)
+}
+
 // Offer reserves req.IP for req.MAC for req.Duration (default
 // DefaultOfferTime), as a DHCPOFFER of a fixed address does. It fails with
 // ErrConflict while another client's lease, offer or a decline hold is on
@@ -163,15 +176,8 @@ func (db *DB) Offer(ctx context.Context, req LeaseRequest) (Lease, error) {
 	}
 	var out Lease
 	err := db.do(ctx, func(t *tx) error {
-		n, err := addrNum(req.IP)
+		n, mine, at, err := t.claim(req)
 		if err != nil {
-			return err
-		}
-		mine, at, err := t.leasesOf(req.MAC, n)
-		if err != nil {
-			return err
-		}
-		if err := t.check(req.MAC, at); err != nil {
 			return err
 		}
 		out, err = t.offer(req, n, mine, at)
@@ -194,15 +200,8 @@ func (db *DB) Bind(ctx context.Context, req LeaseRequest) (Lease, error) {
 	}
 	var out Lease
 	err := db.do(ctx, func(t *tx) error {
-		n, err := addrNum(req.IP)
+		n, mine, at, err := t.claim(req)
 		if err != nil {
-			return err
-		}
-		mine, at, err := t.leasesOf(req.MAC, n)
-		if err != nil {
-			return err
-		}
-		if err := t.check(req.MAC, at); err != nil {
 			return err
 		}
 		now := t.db().now()

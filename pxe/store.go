@@ -89,6 +89,35 @@ func (s *Store) Import(ctx context.Context, source, digest string) error {
 	return nil
 }
 
+// Verify reads source through to its end and checks its digest, storing
+// nothing: what a site repo's CI needs to catch a wrong digest without room
+// for every image.
+func (s *Store) Verify(ctx context.Context, source, digest string) error {
+	src, err := s.openSource(ctx, source)
+	if err == nil {
+		defer src.Close()
+		_, err = copyVerified(ctx, io.Discard, src, digest)
+	}
+	if err != nil {
+		return fmt.Errorf("verify sha256:%s of %s: %w", digest, redact(source), err)
+	}
+	return nil
+}
+
+// copyVerified copies src to dst while hashing it and fails when the content
+// is not the one named by digest.
+func copyVerified(ctx context.Context, dst io.Writer, src io.Reader, digest string) (int64, error) {
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(dst, h), ctxReader{ctx, src})
+	if err != nil {
+		return n, fmt.Errorf("read: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+		return n, fmt.Errorf("digest mismatch: expected sha256:%s, got sha256:%s (%d bytes)", digest, got, n)
+	}
+	return n, nil
+}
+
 // lock serialises imports of one digest within this process, so that
 // concurrent callers fetch it once; waiting ends with ctx.
 func (s *Store) lock(ctx context.Context, digest string) (func(), error) {
@@ -135,13 +164,9 @@ func (s *Store) fetch(ctx context.Context, source, digest string) (int64, error)
 	}
 	defer os.Remove(tmp.Name()) // after the link, or on failure
 	defer tmp.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, src})
+	n, err := copyVerified(ctx, tmp, src, digest)
 	if err != nil {
-		return n, fmt.Errorf("read: %w", err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
-		return n, fmt.Errorf("digest mismatch: expected sha256:%s, got sha256:%s (%d bytes)", digest, got, n)
+		return n, err
 	}
 	if err := tmp.Chmod(0o444); err != nil {
 		return n, fmt.Errorf("chmod: %w", err)

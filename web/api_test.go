@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"github.com/undercloud/undercloud/inventory"
 	"net/http"
 	"strings"
 	"testing"
@@ -194,7 +195,7 @@ func TestAPIRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := RebuildView{ID: 1, Site: "lab", Machine: "lab-w2", MAC: "52:54:00:99:00:22", Version: f.versions["v2"],
-		State: RebuildRequested, Actor: "otto", Created: f.clock.Now(), Updated: f.clock.Now()}
+		State: inventory.RebuildRequested, Actor: "otto", Created: f.clock.Now(), Updated: f.clock.Now()}
 	if diff := cmp.Diff(want, rb); diff != "" {
 		t.Errorf("rebuild (-want +got):\n%s", diff)
 	}
@@ -242,14 +243,14 @@ func TestAPIRollout(t *testing.T) {
 	}{
 		{http.MethodGet, "/api/v1/sites/lab/rollout", http.StatusNotFound, "", "site lab never had a rollout"},
 		{http.MethodPost, "/api/v1/sites/lab/rollout/confirm", http.StatusNotFound, "", "site lab has no rollout to confirm"},
-		{http.MethodPost, "/api/v1/sites/lab/rollout", http.StatusCreated, RolloutCanaryWait, ""},
+		{http.MethodPost, "/api/v1/sites/lab/rollout", http.StatusCreated, inventory.RolloutCanaryWait, ""},
 		{http.MethodPost, "/api/v1/sites/lab/rollout", http.StatusConflict, "", "a rollout of lab is already canary-wait"},
 		{http.MethodPost, "/api/v1/sites/lab/rollout/resume", http.StatusConflict, "", "cannot resume the rollout of lab: it is canary-wait"},
-		{http.MethodPost, "/api/v1/sites/lab/rollout/confirm", http.StatusOK, RolloutRunning, ""},
-		{http.MethodPost, "/api/v1/sites/lab/rollout/pause", http.StatusOK, RolloutPaused, ""},
+		{http.MethodPost, "/api/v1/sites/lab/rollout/confirm", http.StatusOK, inventory.RolloutRunning, ""},
+		{http.MethodPost, "/api/v1/sites/lab/rollout/pause", http.StatusOK, inventory.RolloutPaused, ""},
 		{http.MethodPost, "/api/v1/sites/lab/rollout/explode", http.StatusBadRequest, "", `unknown rollout action "explode"`},
-		{http.MethodGet, "/api/v1/sites/lab/rollout", http.StatusOK, RolloutPaused, ""},
-		{http.MethodPost, "/api/v1/sites/lab/rollout/abort", http.StatusOK, RolloutAborted, ""},
+		{http.MethodGet, "/api/v1/sites/lab/rollout", http.StatusOK, inventory.RolloutPaused, ""},
+		{http.MethodPost, "/api/v1/sites/lab/rollout/abort", http.StatusOK, inventory.RolloutAborted, ""},
 		{http.MethodPost, "/api/v1/sites/atlantis/rollout", http.StatusNotFound, "", `this server serves no site "atlantis"`},
 	}
 	for _, st := range steps {

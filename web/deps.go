@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"github.com/undercloud/undercloud/inventory"
 	"time"
 
 	"github.com/undercloud/undercloud/sites"
@@ -57,19 +58,11 @@ const (
 // UI shows their buttons.
 var rolloutActions = [...]string{ActionStart, ActionPause, ActionResume, ActionAbort, ActionConfirm}
 
-// RebuildState is where a rebuild stands.
-type RebuildState string
-
-// Rebuild states, in life order; done, failed and canceled are final.
-const (
-	RebuildRequested    RebuildState = "requested"
-	RebuildPowerCycling RebuildState = "power-cycling"
-	RebuildBooting      RebuildState = "booting"
-	RebuildConfigServed RebuildState = "config-served"
-	RebuildBooted       RebuildState = "booted"
-	RebuildDone         RebuildState = "done"
-	RebuildFailed       RebuildState = "failed"
-	RebuildCanceled     RebuildState = "canceled"
+// RebuildState and RolloutState are the inventory's: the rebuild engine,
+// the store and the UI share one set of states.
+type (
+	RebuildState = inventory.RebuildState
+	RolloutState = inventory.RolloutState
 )
 
 // RebuildView is one rebuild as the UI and the API show it.
@@ -86,20 +79,6 @@ type RebuildView struct {
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
 }
-
-// RolloutState is where a rollout stands.
-type RolloutState string
-
-// Rollout states; aborted and done are final, halted waits for an operator.
-const (
-	RolloutPlanned    RolloutState = "planned"
-	RolloutRunning    RolloutState = "running"
-	RolloutCanaryWait RolloutState = "canary-wait"
-	RolloutPaused     RolloutState = "paused"
-	RolloutHalted     RolloutState = "halted"
-	RolloutAborted    RolloutState = "aborted"
-	RolloutDone       RolloutState = "done"
-)
 
 // RolloutView is one rollout as the UI and the API show it.
 type RolloutView struct {
@@ -127,14 +106,16 @@ type RolloutMachine struct {
 }
 
 // Done reports whether the rollout is over.
-func (r RolloutView) Done() bool { return r.State == RolloutDone || r.State == RolloutAborted }
+func (r RolloutView) Done() bool {
+	return r.State == inventory.RolloutDone || r.State == inventory.RolloutAborted
+}
 
 // Progress returns how many of its machines are finished (done, failed or
 // canceled) and how many it has.
 func (r RolloutView) Progress() (finished, total int) {
 	for _, m := range r.Machines {
 		switch RebuildState(m.State) {
-		case RebuildDone, RebuildFailed, RebuildCanceled:
+		case inventory.RebuildDone, inventory.RebuildFailed, inventory.RebuildCanceled:
 			finished++
 		}
 	}

@@ -27,7 +27,7 @@ type fakeRebuilds struct {
 }
 
 func final(s RebuildState) bool {
-	return s == RebuildDone || s == RebuildFailed || s == RebuildCanceled
+	return s == inventory.RebuildDone || s == inventory.RebuildFailed || s == inventory.RebuildCanceled
 }
 
 func (r *fakeRebuilds) Rebuild(ctx context.Context, site, machine, actor string) (RebuildView, error) {
@@ -49,7 +49,7 @@ func (r *fakeRebuilds) Rebuild(ctx context.Context, site, machine, actor string)
 	r.next++
 	now := r.now()
 	rb := RebuildView{ID: r.next, Site: site, Machine: machine, MAC: m.MAC, Version: rel.Version.Commit,
-		State: RebuildRequested, Actor: actor, Created: now, Updated: now}
+		State: inventory.RebuildRequested, Actor: actor, Created: now, Updated: now}
 	r.rebuilds = append(r.rebuilds, rb)
 	return rb, nil
 }
@@ -95,12 +95,12 @@ func (r *fakeRebuilds) RolloutAction(ctx context.Context, site, action, actor st
 		}
 		r.next++
 		now := r.now()
-		ro := &RolloutView{ID: r.next, Site: site, Version: rel.Version.Commit, State: RolloutCanaryWait,
+		ro := &RolloutView{ID: r.next, Site: site, Version: rel.Version.Commit, State: inventory.RolloutCanaryWait,
 			Actor: actor, Created: now, Updated: now, Machines: []RolloutMachine{}}
 		for i, m := range ms {
 			state := "pending"
 			if i == 0 {
-				state = string(RebuildDone)
+				state = string(inventory.RebuildDone)
 			}
 			ro.Machines = append(ro.Machines, RolloutMachine{Name: m.Name, MAC: m.MAC, Role: m.Role, Batch: i, State: state})
 		}
@@ -114,13 +114,13 @@ func (r *fakeRebuilds) RolloutAction(ctx context.Context, site, action, actor st
 		return RolloutView{}, fmt.Errorf("site %s has no rollout to %s: %w", site, action, ErrNotFound)
 	}
 	from := map[string][]RolloutState{
-		ActionPause:   {RolloutRunning, RolloutCanaryWait},
-		ActionResume:  {RolloutPaused, RolloutHalted},
-		ActionAbort:   {RolloutPlanned, RolloutRunning, RolloutCanaryWait, RolloutPaused, RolloutHalted},
-		ActionConfirm: {RolloutCanaryWait},
+		ActionPause:   {inventory.RolloutRunning, inventory.RolloutCanaryWait},
+		ActionResume:  {inventory.RolloutPaused, inventory.RolloutHalted},
+		ActionAbort:   {inventory.RolloutPlanned, inventory.RolloutRunning, inventory.RolloutCanaryWait, inventory.RolloutPaused, inventory.RolloutHalted},
+		ActionConfirm: {inventory.RolloutCanaryWait},
 	}[action]
-	to := map[string]RolloutState{ActionPause: RolloutPaused, ActionResume: RolloutRunning, ActionAbort: RolloutAborted,
-		ActionConfirm: RolloutRunning}[action]
+	to := map[string]RolloutState{ActionPause: inventory.RolloutPaused, ActionResume: inventory.RolloutRunning, ActionAbort: inventory.RolloutAborted,
+		ActionConfirm: inventory.RolloutRunning}[action]
 	if !slices.Contains(from, cur.State) {
 		return RolloutView{}, fmt.Errorf("cannot %s the rollout of %s: it is %s: %w", action, site, cur.State, ErrConflict)
 	}

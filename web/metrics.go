@@ -1,6 +1,7 @@
 package web
 
 import (
+	"github.com/undercloud/undercloud/inventory"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -99,10 +100,10 @@ func NewMetrics(version string) *Metrics {
 	for _, r := range []string{"ok", "failed"} {
 		m.ignition.WithLabelValues(r)
 	}
-	for _, o := range []RebuildState{RebuildDone, RebuildFailed, RebuildCanceled} {
+	for _, o := range []RebuildState{inventory.RebuildDone, inventory.RebuildFailed, inventory.RebuildCanceled} {
 		m.rebuilds.WithLabelValues(string(o))
 	}
-	for _, o := range []RolloutState{RolloutDone, RolloutHalted, RolloutAborted} {
+	for _, o := range []RolloutState{inventory.RolloutDone, inventory.RolloutHalted, inventory.RolloutAborted} {
 		m.rollouts.WithLabelValues(string(o))
 	}
 	return m

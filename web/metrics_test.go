@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"github.com/undercloud/undercloud/inventory"
 	"io"
 	"net/http"
 	"os/exec"
@@ -40,8 +41,8 @@ func TestMetricsPromtool(t *testing.T) {
 	m.IgnitionRendered(true)
 	m.IgnitionRendered(false)
 	m.BootCompleted(7 * time.Second)
-	m.RebuildFinished(RebuildDone)
-	m.RolloutFinished(RolloutHalted)
+	m.RebuildFinished(inventory.RebuildDone)
+	m.RolloutFinished(inventory.RolloutHalted)
 	m.SiteActiveVersion("lab", f.versions["v1"], "v1")
 	m.SiteActiveVersion("lab", f.versions["v2"], "v2")
 	m.SiteActiveVersion("second", f.versions["v1"], "v1")

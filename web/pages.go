@@ -159,13 +159,13 @@ func actionsFor(r *RolloutView) []string {
 		return []string{ActionStart}
 	}
 	switch r.State {
-	case RolloutPlanned:
+	case inventory.RolloutPlanned:
 		return []string{ActionAbort}
-	case RolloutRunning:
+	case inventory.RolloutRunning:
 		return []string{ActionPause, ActionAbort}
-	case RolloutCanaryWait:
+	case inventory.RolloutCanaryWait:
 		return []string{ActionConfirm, ActionPause, ActionAbort}
-	case RolloutPaused, RolloutHalted:
+	case inventory.RolloutPaused, inventory.RolloutHalted:
 		return []string{ActionResume, ActionAbort}
 	}
 	return rolloutActions[:]

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/undercloud/undercloud/inventory"
 	"io"
 	"net/http"
 	"net/url"
@@ -226,9 +227,9 @@ Flags:
 				last = r.State
 			}
 			switch r.State {
-			case web.RebuildState("done"):
+			case inventory.RebuildDone:
 				return nil
-			case web.RebuildState("failed"), web.RebuildState("canceled"):
+			case inventory.RebuildFailed, inventory.RebuildCanceled:
 				return exitError{code: 1, msg: fmt.Sprintf("rebuild %d %s: %s", r.ID, r.State, r.Reason)}
 			}
 		}

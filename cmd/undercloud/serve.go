@@ -132,10 +132,10 @@ func (s *server) activated(r *sites.Release) {
 // countOutcome counts finished rebuilds and rollouts for /metrics.
 func (s *server) countOutcome(r *inventory.Rebuild, ro *inventory.Rollout) {
 	if r != nil && !r.State.InFlight() {
-		s.metrics.RebuildFinished(web.RebuildState(r.State))
+		s.metrics.RebuildFinished(r.State)
 	}
 	if ro != nil && !ro.State.Live() {
-		s.metrics.RolloutFinished(web.RolloutState(ro.State))
+		s.metrics.RolloutFinished(ro.State)
 	}
 }
 

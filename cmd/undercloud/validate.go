@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 
 	"github.com/undercloud/undercloud/ignition"
@@ -128,40 +129,59 @@ Flags:
 	if err := fs.Parse(args); err != nil {
 		return exitError{code: 2}
 	}
-	r, cleanup, err := openRepo(ctx, f.repo)
+	cands, ps, err := checked(ctx, f)
 	if err != nil {
 		return err
-	}
-	defer cleanup()
-	cands, ps, err := candidates(r, f)
-	if err != nil {
-		return err
-	}
-	if len(ps) == 0 {
-		ps = checkCandidates(ctx, cands, f)
 	}
 	if len(ps) > 0 {
-		ps.Sort()
 		for _, p := range ps {
 			fmt.Fprintln(stdout, p.String())
 		}
 		return exitError{code: 1, msg: fmt.Sprintf("%d problem(s)", len(ps))}
 	}
 	for _, c := range cands {
-		fmt.Fprintf(stdout, "ok %s at %s (%s)\n", c.site, c.version.Label(), c.version.Short())
+		if f.site == "" || c.site == f.site {
+			fmt.Fprintf(stdout, "ok %s at %s (%s)\n", c.site, c.version.Label(), c.version.Short())
+		}
 	}
 	return nil
 }
 
-// checkCandidates runs the gate on each candidate, with the other candidates
-// as the other sites for the cross-site checks.
+// checked fetches the repo, loads the sites to check and runs the gate on
+// them: what validate and render both need before saying anything.
+func checked(ctx context.Context, f repoFlags) ([]candidate, sites.Problems, error) {
+	r, cleanup, err := openRepo(ctx, f.repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cleanup()
+	cands, ps, err := candidates(r, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.site != "" && !slices.ContainsFunc(cands, func(c candidate) bool { return c.site == f.site }) && len(ps) == 0 {
+		return nil, nil, exitError{code: 1, msg: fmt.Sprintf("site %q not found in the repo", f.site)}
+	}
+	if len(ps) == 0 {
+		ps = checkCandidates(ctx, cands, f)
+	}
+	ps.Sort()
+	return cands, ps, nil
+}
+
+// checkCandidates runs the gate on each candidate (only the one --site
+// names, when it is set), with the other candidates as the other sites for
+// the cross-site checks: each conflict is reported once, on the later site.
 func checkCandidates(ctx context.Context, cands []candidate, f repoFlags) sites.Problems {
 	gate := sites.Gate{Renderer: ignition.Renderer{}, Artifacts: newArtifactChecker(f.artifactRoot)}
 	var ps sites.Problems
 	for i, c := range cands {
+		if f.site != "" && c.site != f.site {
+			continue
+		}
 		others := map[string]*sites.Site{}
 		for j, o := range cands {
-			if j < i && o.config.Sites[o.site] != nil {
+			if (j < i || f.site != "") && j != i && o.config.Sites[o.site] != nil {
 				others[o.site] = o.config.Sites[o.site]
 			}
 		}
@@ -196,26 +216,9 @@ Flags:
 		fs.Usage()
 		return usageError("--site and --machine are required")
 	}
-	r, cleanup, err := openRepo(ctx, f.repo)
+	cands, ps, err := checked(ctx, f)
 	if err != nil {
 		return err
-	}
-	defer cleanup()
-	cands, ps, err := candidates(r, f)
-	if err != nil {
-		return err
-	}
-	var c *candidate
-	for i := range cands {
-		if cands[i].site == f.site {
-			c = &cands[i]
-		}
-	}
-	if c == nil && len(ps) == 0 {
-		return exitError{code: 1, msg: fmt.Sprintf("site %q not found in the repo", f.site)}
-	}
-	if len(ps) == 0 {
-		ps = checkCandidates(ctx, cands, f)
 	}
 	if len(ps) > 0 {
 		for _, p := range ps {
@@ -223,13 +226,14 @@ Flags:
 		}
 		return exitError{code: 1, msg: "the version does not pass the validation gate; nothing rendered"}
 	}
-	rel, err := c.config.Release(c.site, c.version)
+	i := slices.IndexFunc(cands, func(c candidate) bool { return c.site == f.site })
+	rel, err := cands[i].config.Release(f.site, cands[i].version)
 	if err != nil {
 		return err
 	}
 	m := rel.Site.Machine(*machine)
 	if m == nil {
-		return exitError{code: 1, msg: fmt.Sprintf("site %s has no machine %q at %s", f.site, *machine, c.version.Label())}
+		return exitError{code: 1, msg: fmt.Sprintf("site %s has no machine %q at %s", f.site, *machine, rel.Version.Label())}
 	}
 	out, err := ignition.Render(ignition.Input{Release: rel, Machine: m, Bootstrapped: *bootstrapped})
 	if err != nil {

@@ -60,7 +60,7 @@ func runCLI(args ...string) (stdout string, code int) {
 	case err == nil:
 		return out.String(), 0
 	case errors.As(err, &ex):
-		return out.String() + errb.String(), ex.code
+		return out.String() + errb.String() + ex.msg, ex.code
 	default:
 		return out.String() + errb.String() + err.Error(), 1
 	}
@@ -148,8 +148,8 @@ func TestValidateWrongDigestOfRealFile(t *testing.T) {
 	wrong := strings.Repeat("ab", 32)
 	branch(t, ex, "bad-digest", map[string][2]string{"images/testnode.yaml": {real, wrong}})
 	out, code := runCLI("validate", "--repo", ex.Dir, "--ref", "bad-digest")
-	want := "images/testnode.yaml:artifacts.kernel: " + filepath.Join(filepath.Dir(ex.Dir), "repo-artifacts", "vmlinuz") +
-		" has sha256 " + real + ", the catalog says " + wrong
+	want := "images/testnode.yaml:artifacts.kernel: verify sha256:" + wrong + " of " + filepath.Join(filepath.Dir(ex.Dir), "repo-artifacts", "vmlinuz") +
+		": digest mismatch: expected sha256:" + wrong + ", got sha256:" + real
 	if code != 1 || !strings.Contains(out, want) {
 		t.Fatalf("exit %d, want 1 and\n  %s\ngot\n%s", code, want, out)
 	}
@@ -195,4 +195,20 @@ func undercloudBinary(t *testing.T) string {
 		t.Fatalf("build undercloud: %v\n%s", err, out)
 	}
 	return b
+}
+
+// --site checks only that site (against the others for conflicts): a broken
+// second site does not fail the lab's check, but it fails its own.
+func TestValidateOneSite(t *testing.T) {
+	ex := exampleRepo(t)
+	branch(t, ex, "second-broken", map[string][2]string{"sites/second/site.yaml": {"image: testnode", "image: nope"}})
+	if out, code := runCLI("validate", "--repo", ex.Dir, "--ref", "second-broken", "--site", "lab"); code != 0 || !strings.Contains(out, "ok lab at") || strings.Contains(out, "second") {
+		t.Fatalf("--site lab: exit %d:\n%s", code, out)
+	}
+	if out, code := runCLI("validate", "--repo", ex.Dir, "--ref", "second-broken", "--site", "second"); code != 1 || !strings.Contains(out, `unknown image "nope"`) {
+		t.Fatalf("--site second: exit %d:\n%s", code, out)
+	}
+	if out, code := runCLI("validate", "--repo", ex.Dir, "--site", "atlantis"); code != 1 || !strings.Contains(out, `site "atlantis" not found`) {
+		t.Fatalf("--site atlantis: exit %d:\n%s", code, out)
+	}
 }

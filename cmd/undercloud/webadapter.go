@@ -71,11 +71,11 @@ func (r rebuilds) RolloutAction(ctx context.Context, site, action, actor string)
 
 func rebuildView(rb inventory.Rebuild) web.RebuildView {
 	return web.RebuildView{ID: rb.ID, Site: rb.Site, Machine: rb.Machine, MAC: rb.MAC, Version: rb.Target,
-		State: web.RebuildState(rb.State), Reason: rb.Reason, Actor: rb.RequestedBy, Created: rb.Created, Updated: rb.Updated}
+		State: rb.State, Reason: rb.Reason, Actor: rb.RequestedBy, Created: rb.Created, Updated: rb.Updated}
 }
 
 func rolloutView(ro inventory.Rollout) web.RolloutView {
-	v := web.RolloutView{ID: ro.ID, Site: ro.Site, Version: ro.Target, State: web.RolloutState(ro.State),
+	v := web.RolloutView{ID: ro.ID, Site: ro.Site, Version: ro.Target, State: ro.State,
 		Reason: ro.Reason, Failures: ro.Failures, Actor: ro.StartedBy, Created: ro.Created, Updated: ro.Updated}
 	for _, m := range ro.Machines {
 		rm := web.RolloutMachine{Name: m.Name, MAC: m.MAC, Role: m.Role, Batch: m.Batch, State: m.Progress(), Reason: m.Skipped}
