@@ -58,7 +58,7 @@ func commands() []command {
 		{"render", "print one machine's Ignition config", runRender},
 		{"status", "show sites and machines of a running server", runStatus},
 		{"machine", "machine rebuild SITE/NAME: reboot a machine into its site's active version", runMachine},
-		{"rollout", "rollout start|pause|resume|abort|status SITE", runRollout},
+		{"rollout", "rollout start|pause|resume|abort|confirm|status SITE: rebuild a site's outdated machines", runRollout},
 		{"version", "print the version of this binary", runVersion},
 	}
 }
