@@ -97,20 +97,27 @@ trial() {
 	echo "$((recv_ra / PERIOD)) $(( (sent_do - recv_do) + (sent_ra - recv_ra) ))"
 }
 
-# best: the highest rate (exchanges/s) answered with 0 drops, by doubling then
-# bisecting; each step is one trial of PERIOD seconds.
+# best: the highest rate (exchanges/s) answered with 0 drops: a ramp (500,
+# 1000, 2000, then +1000) up to the first trial with drops, then bisection to
+# about 5 %. Each trial runs PERIOD seconds; the server gets 3 s to drain
+# between trials, so an overloaded trial does not spill into the next.
 best() {
 	local lo=0 hi=0 r=500 rate drops
 	while :; do
 		read -r rate drops < <(trial "$r")
 		printf '  %-10s rate %6d/s -> %6d exchanges/s, %d dropped\n' "$1" "$r" "$rate" "$drops" >&2
-		if [ "$drops" -eq 0 ] && [ "$rate" -gt 0 ]; then lo=$r; r=$((r * 2)); [ $r -gt 64000 ] && break
+		sleep 3
+		if [ "$drops" -eq 0 ] && [ "$rate" -gt 0 ]; then
+			lo=$r
+			if [ "$r" -lt 2000 ]; then r=$((r * 2)); else r=$((r + 1000)); fi
+			[ "$r" -gt 30000 ] && break
 		else hi=$r; break; fi
 	done
-	while [ "$hi" -gt 0 ] && [ $((hi - lo)) -gt $((lo / 10 + 100)) ]; do
+	while [ "$hi" -gt 0 ] && [ $((hi - lo)) -gt $((lo / 20 + 50)) ]; do
 		r=$(((lo + hi) / 2))
 		read -r rate drops < <(trial "$r")
 		printf '  %-10s rate %6d/s -> %6d exchanges/s, %d dropped\n' "$1" "$r" "$rate" "$drops" >&2
+		sleep 3
 		if [ "$drops" -eq 0 ] && [ "$rate" -gt 0 ]; then lo=$r; else hi=$r; fi
 	done
 	echo "$lo"

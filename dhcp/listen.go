@@ -31,10 +31,18 @@ import (
 // (broadcast replies still leave by the interface the request came in on).
 // Note that in proxy mode the network's DHCP server must run on another
 // host, since both need port 67.
+// rcvBuf is the receive buffer Listen asks for.
+const rcvBuf = 4 << 20
+
 func Listen(iface string, port int) (net.PacketConn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
+			// A bring-up (hundreds of machines powered on at once) arrives
+			// in bursts; the kernel's default buffer (~200 KiB) overflows
+			// while the workers wait for a lease commit. Best effort: the
+			// kernel caps it at net.core.rmem_max.
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
 			if iface != "" {
 				serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, iface)
 			}

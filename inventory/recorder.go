@@ -40,10 +40,7 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event) error {
 	if !submit {
 		return nil
 	}
-	err := db.queue(ctx, "events", func(t *tx) error {
-		_, err := t.storeEvents(r.take())
-		return err
-	})
+	err := db.queue(ctx, "events", r.takeOnce())
 	if err != nil {
 		// The event stays buffered for the next write or Flush.
 		r.mu.Lock()
@@ -51,6 +48,20 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event) error {
 		r.mu.Unlock()
 	}
 	return err
+}
+
+// takeOnce returns a write that stores the buffered events: it takes them on
+// its first run and stores the same ones if the batch is replayed.
+func (r *recorder) takeOnce() func(*tx) error {
+	var evs []Event
+	taken := false
+	return func(t *tx) error {
+		if !taken {
+			evs, taken = r.take(), true
+		}
+		_, err := t.storeEvents(evs)
+		return err
+	}
 }
 
 // take empties the buffer.

@@ -17,7 +17,9 @@ const maxBatch = 256
 // queue full waits (back-pressure) rather than growing memory without bound.
 const queueLen = 4096
 
-// op is one write: fn runs inside a batch transaction under its own savepoint.
+// op is one write: fn runs inside a batch transaction. fn may run twice (a
+// batch is replayed when one of its writes fails), so it must not consume
+// anything outside the transaction on its first run.
 type op struct {
 	ctx  context.Context // a write whose ctx has ended is not started
 	fn   func(*tx) error
@@ -119,10 +121,7 @@ func (db *DB) queue(ctx context.Context, what string, fn func(*tx) error) error 
 // Flush returns once every event recorded and every write queued before it
 // has committed.
 func (db *DB) Flush(ctx context.Context) error {
-	err := db.do(ctx, func(t *tx) error {
-		_, err := t.storeEvents(db.rec.take())
-		return err
-	})
+	err := db.do(ctx, db.rec.takeOnce())
 	if err != nil {
 		return fmt.Errorf("flush inventory: %w", err)
 	}
@@ -198,10 +197,30 @@ func (w *writer) run(batch []*op, errs []error) {
 }
 
 func (w *writer) runTx(batch []*op, errs []error) error {
+	done, err := w.attempt(batch, errs, false)
+	if err != nil || done {
+		return err
+	}
+	// A write failed, and what it may have written half is in the
+	// transaction: roll the whole batch back and replay it with each write
+	// under its own savepoint, so only the failed one is undone. Writes
+	// rarely fail (an address held by another client), so the common case
+	// pays for no savepoint at all.
+	w.db.alloc.reset()
+	clear(errs)
+	_, err = w.attempt(batch, errs, true)
+	return err
+}
+
+// attempt runs batch in one transaction and commits it. Without savepoints
+// it stops at the first write that fails, rolls back and returns done false
+// (errs then mean nothing); with them, a failed write is undone alone and
+// the rest commits.
+func (w *writer) attempt(batch []*op, errs []error, savepoints bool) (done bool, err error) {
 	ctx := context.Background()
 	stx, err := w.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return false, fmt.Errorf("begin: %w", err)
 	}
 	t := &tx{Tx: stx, ctx: ctx, w: w}
 	for i, o := range batch {
@@ -209,16 +228,24 @@ func (w *writer) runTx(batch []*op, errs []error) error {
 			errs[i] = err // its caller is gone: do not start it
 			continue
 		}
+		if !savepoints {
+			if errs[i] = o.fn(t); errs[i] != nil {
+				stx.Rollback()
+				return false, nil
+			}
+			continue
+		}
 		if errs[i], err = t.savepoint(o.fn); err != nil {
 			stx.Rollback()
-			return err
+			return false, err
 		}
 	}
 	if err := stx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return false, fmt.Errorf("commit: %w", err)
 	}
+	w.db.alloc.keep()
 	w.db.ckpt.committed()
-	return nil
+	return true, nil
 }
 
 // savepoint runs fn under a savepoint and undoes it if fn fails. It returns

@@ -137,3 +137,30 @@ func TestCancelledWriteNotRun(t *testing.T) {
 		t.Errorf("cancelled bind stored: %+v %v", l, err)
 	}
 }
+
+// Buffered events that share a batch with a failing write survive the
+// batch's replay: they are taken from the buffer once and stored once.
+func TestReplayKeepsRecordedEvents(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, newClock())
+	release := hold(t, db)
+	if err := db.Record(ctx, Event{MAC: testMAC(7), Kind: EventDHCPDiscover}); err != nil {
+		t.Fatal(err)
+	}
+	waitQueued(t, db, 1)
+	errBoom := errors.New("boom")
+	failed := make(chan error, 1)
+	go func() { failed <- db.do(ctx, func(*tx) error { return errBoom }) }()
+	waitQueued(t, db, 2)
+	release()
+	if err := <-failed; !errors.Is(err, errBoom) {
+		t.Fatalf("failing write: %v", err)
+	}
+	if err := db.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := db.Events(ctx, testMAC(7), 0)
+	if err != nil || len(evs) != 1 || evs[0].Kind != EventDHCPDiscover {
+		t.Fatalf("events after the replay: %v %v, want the one discover", evs, err)
+	}
+}
