@@ -126,14 +126,16 @@ best() {
 waitport() { for _ in $(seq 100); do nsexec ss -lun | grep -q ":$1 " && return 0; sleep 0.1; done; echo "bench-dhcp: nothing listens on $1" >&2; return 1; }
 
 echo "bench-dhcp: perfdhcp, relayed, 10000 clients, ${PERIOD}s per trial, leases persisted by both servers"
-nsexec "$BIN" serve --repo "$R" --data-dir "$W/uc" --interface s0 --server-ip 10.0.0.1 \
+# Not through nsexec: a backgrounded function is a subshell, and $! must be
+# the server itself (ip netns exec execs it) so that kill reaches it.
+ip netns exec "$NS" "$BIN" serve --repo "$R" --data-dir "$W/uc" --interface s0 --server-ip 10.0.0.1 \
 	--listen 127.0.0.1:18080 --tftp-listen '' --log-level warn > "$W/undercloud.log" 2>&1 &
 PIDS+=($!); UC=$!
 waitport 67
 uc=$(best undercloud)
 kill "$UC"; wait "$UC" 2>/dev/null || true
 
-KEA_PIDFILE_DIR=$W KEA_LOCKFILE_DIR=$W nsexec kea-dhcp4 -c "$W/kea.json" > "$W/kea.out" 2>&1 &
+KEA_PIDFILE_DIR=$W KEA_LOCKFILE_DIR=$W ip netns exec "$NS" kea-dhcp4 -c "$W/kea.json" > "$W/kea.out" 2>&1 &
 PIDS+=($!); KEA=$!
 waitport 67
 kea=$(best kea)

@@ -181,7 +181,7 @@ func ciaddr(ip string) dhcpv4.Modifier { return dhcpv4.WithClientIP(net.ParseIP(
 
 func commit(m *memLeases, mac, ip string) {
 	hw, _ := net.ParseMAC(mac)
-	if err := m.Commit(context.Background(), Lease{MAC: hw, IP: netip.MustParseAddr(ip), Expires: testNow.Add(time.Hour)}); err != nil {
+	if _, err := m.Commit(context.Background(), Lease{MAC: hw, IP: netip.MustParseAddr(ip), Expires: testNow.Add(time.Hour)}); err != nil {
 		panic(err) // test setup only
 	}
 }

@@ -32,15 +32,39 @@ type exchange struct {
 	mac    net.HardwareAddr
 	boot   Boot
 	subnet Subnet
-	log    *slog.Logger
+	log    plog
 }
+
+// plog logs about one packet. It keeps the packet's keys and adds them only
+// when a record is written: at thousands of packets a second, building a
+// logger per packet that logs nothing costs more than answering it.
+type plog struct {
+	l     *slog.Logger
+	attrs []any
+}
+
+func (p plog) with(args ...any) plog {
+	return plog{p.l, append(append(make([]any, 0, len(p.attrs)+len(args)), p.attrs...), args...)}
+}
+
+func (p plog) log(level slog.Level, msg string, args ...any) {
+	if !p.l.Enabled(context.Background(), level) {
+		return
+	}
+	p.l.Log(context.Background(), level, msg, append(append(make([]any, 0, len(p.attrs)+len(args)), p.attrs...), args...)...)
+}
+
+func (p plog) Debug(msg string, args ...any) { p.log(slog.LevelDebug, msg, args...) }
+func (p plog) Info(msg string, args ...any)  { p.log(slog.LevelInfo, msg, args...) }
+func (p plog) Warn(msg string, args ...any)  { p.log(slog.LevelWarn, msg, args...) }
+func (p plog) Error(msg string, args ...any) { p.log(slog.LevelError, msg, args...) }
 
 // handle decides what to answer to one request. Every decision goes through
 // Plan and Leases; the packet itself is built by the pure reply function.
 func (s *Server) handle(ctx context.Context, in inbound) (*outbound, Kind, Outcome) {
 	req := in.req
 	kind := kindOf(req.MessageType())
-	log := s.logger().With("mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "iface", s.Iface)
+	log := plog{s.logger(), []any{"mac", req.ClientHWAddr, "xid", req.TransactionID, "iface", s.Iface}}
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
 		log.Debug("dhcp: ignored: not a request", "op", req.OpCode.String())
 		return nil, kind, OutcomeIgnored
@@ -81,10 +105,10 @@ func (s *Server) handle(ctx context.Context, in inbound) (*outbound, Kind, Outco
 		mac:    req.ClientHWAddr,
 		boot:   Classify(req),
 		subnet: sn,
-		log:    log.With("site", sn.Site),
+		log:    log.with("site", sn.Site),
 	}
 	if gi := addr(req.GatewayIPAddr); gi.IsValid() {
-		x.log = x.log.With("relay", gi.String())
+		x.log = x.log.with("relay", gi.String())
 	}
 
 	var a *answer
@@ -229,9 +253,12 @@ func (s *Server) request(ctx context.Context, x *exchange) (*answer, Outcome) {
 	if want != requested {
 		return s.nak(x, requested, known, "requested address is not the one for this machine")
 	}
-	lease := Lease{Site: sn.Site, MAC: x.mac, IP: want, Hostname: res.Hostname, Known: known, Expires: s.now().Add(leaseTime(sn))}
+	now := s.now()
+	lease := Lease{Site: sn.Site, MAC: x.mac, IP: want, Hostname: res.Hostname, Known: known, Expires: now.Add(leaseTime(sn))}
+	expires := lease.Expires
 	if s.Leases != nil {
-		if err := s.Leases.Commit(ctx, lease); errors.Is(err, ErrConflict) {
+		var err error
+		if expires, err = s.Leases.Commit(ctx, lease); errors.Is(err, ErrConflict) {
 			return s.nak(x, requested, known, "requested address is held by another machine")
 		} else if err != nil {
 			// No ACK without a durable lease; the client retries.
@@ -240,6 +267,11 @@ func (s *Server) request(ctx context.Context, x *exchange) (*answer, Outcome) {
 		}
 	}
 	a := s.addressAnswer(x, dhcpv4.MessageTypeAck, want, res.Hostname)
+	// The ACK never promises more than the store holds (a cached lease
+	// has less left than a fresh one).
+	if left := expires.Sub(now).Truncate(time.Second); left > 0 && left < a.lease {
+		a.lease = left
+	}
 	s.logBoot(x, "dhcp: ack", want, known)
 	ev = s.event(x, KindAck, want)
 	ev.Known, ev.Hostname, ev.File = known, res.Hostname, s.fileFor(x.boot)

@@ -303,3 +303,36 @@ func TestHandle(t *testing.T) {
 		})
 	}
 }
+
+// cachingLeases keeps an existing lease instead of extending it, as a store
+// with lease caching does: Commit answers with the lease's remaining time.
+type cachingLeases struct {
+	*memLeases
+	expires time.Time
+}
+
+func (c cachingLeases) Commit(ctx context.Context, l Lease) (time.Time, error) {
+	if _, err := c.memLeases.Commit(ctx, l); err != nil {
+		return time.Time{}, err
+	}
+	return c.expires, nil
+}
+
+// An ACK never promises more than the store holds: with a cached lease
+// that has 20 minutes left, option 51 says 20 minutes and T1/T2 follow.
+func TestAckLeaseTimeFromStore(t *testing.T) {
+	m := newMemLeases(func() time.Time { return testNow })
+	s := testServer(m, &memRecorder{})
+	s.Leases = cachingLeases{m, testNow.Add(20 * time.Minute)}
+	req := packet(t, dhcpv4.MessageTypeRequest, knownMAC, requested(knownIP))
+	out, _, outcome := s.handle(context.Background(), inbound{req: req, port: ServerPort})
+	if outcome != OutcomeReply || out == nil || out.reply.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("no ACK: %v %v", outcome, out)
+	}
+	r := out.reply
+	got := []time.Duration{r.IPAddressLeaseTime(0), r.IPAddressRenewalTime(0), r.IPAddressRebindingTime(0)}
+	want := []time.Duration{20 * time.Minute, 10 * time.Minute, 20 * time.Minute * 7 / 8}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lease, renewal, rebinding times (-want +got):\n%s", diff)
+	}
+}

@@ -101,22 +101,22 @@ func (m *memLeases) take(key string, ip netip.Addr, e memEntry) {
 	m.byMAC[key] = ip
 }
 
-func (m *memLeases) Commit(ctx context.Context, l Lease) error {
+func (m *memLeases) Commit(ctx context.Context, l Lease) (time.Time, error) {
 	if m.delay > 0 {
 		select {
 		case <-time.After(m.delay):
 		case <-ctx.Done():
-			return ctx.Err()
+			return time.Time{}, ctx.Err()
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	key := l.MAC.String()
 	if e, ok := m.byIP[l.IP]; ok && e.mac != key && e.until.After(m.now()) {
-		return fmt.Errorf("commit %s for %s: %w", l.IP, key, ErrConflict)
+		return time.Time{}, fmt.Errorf("commit %s for %s: %w", l.IP, key, ErrConflict)
 	}
 	m.take(key, l.IP, memEntry{mac: key, until: l.Expires, bound: true})
-	return nil
+	return l.Expires, nil
 }
 
 func (m *memLeases) Release(ctx context.Context, mac net.HardwareAddr, ip netip.Addr) error {

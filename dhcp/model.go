@@ -96,8 +96,13 @@ type Leases interface {
 	// on REQUEST to check the requested address. ErrRangeFull when none is free.
 	Offer(ctx context.Context, mac net.HardwareAddr, sn Subnet, want netip.Addr) (netip.Addr, error)
 	// Commit binds the lease; it must be durable when it returns, because
-	// the ACK goes out right after. ErrConflict when another MAC holds the IP.
-	Commit(ctx context.Context, l Lease) error
+	// the ACK goes out right after. It returns when the bound lease
+	// expires: l.Expires, or earlier when the store keeps a lease it
+	// bound to the same MAC and address a moment ago (lease caching, as
+	// Kea's cache-threshold: a client asking again soon gets the lease it
+	// holds, with its remaining time, and nothing is written). ErrConflict
+	// when another MAC holds the IP.
+	Commit(ctx context.Context, l Lease) (expires time.Time, err error)
 	// Release frees the MAC's lease on ip (DHCPRELEASE).
 	Release(ctx context.Context, mac net.HardwareAddr, ip netip.Addr) error
 	// Decline marks ip as in use by some other host (DHCPDECLINE: the client

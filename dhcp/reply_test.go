@@ -126,7 +126,7 @@ func TestMemLeasesNeverDuplicate(t *testing.T) {
 			if err != nil || again != ip {
 				t.Errorf("second offer to %s = %s, %v; want %s", mac, again, err, ip)
 			}
-			if err := m.Commit(context.Background(), Lease{MAC: mac, IP: ip, Expires: time.Now().Add(time.Hour)}); err != nil {
+			if _, err := m.Commit(context.Background(), Lease{MAC: mac, IP: ip, Expires: time.Now().Add(time.Hour)}); err != nil {
 				t.Error(err)
 			}
 			mu.Lock()
@@ -141,7 +141,7 @@ func TestMemLeasesNeverDuplicate(t *testing.T) {
 	if len(got) != 150 || full != 50 {
 		t.Errorf("%d addresses given, %d refused; want 150 and 50", len(got), full)
 	}
-	err := m.Commit(context.Background(), Lease{MAC: net.HardwareAddr{2, 9, 9, 9, 9, 9}, IP: netip.MustParseAddr("10.99.0.60"), Expires: time.Now().Add(time.Hour)})
+	_, err := m.Commit(context.Background(), Lease{MAC: net.HardwareAddr{2, 9, 9, 9, 9, 9}, IP: netip.MustParseAddr("10.99.0.60"), Expires: time.Now().Add(time.Hour)})
 	if !errors.Is(err, ErrConflict) {
 		t.Errorf("commit of a held address: err = %v, want ErrConflict", err)
 	}

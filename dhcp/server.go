@@ -18,7 +18,7 @@ import (
 // DefaultWorkers is the number of packets a Server handles at once when
 // Server.Workers is zero. It is generous because workers mostly wait on
 // Leases.Commit, and a store that batches commits needs many in flight.
-const DefaultWorkers = 64
+const DefaultWorkers = 256
 
 // packetTimeout bounds the store calls made for one packet: clients
 // retransmit after about 4 s, so a later answer would be for nobody.
@@ -84,31 +84,39 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
+	// One goroutine reads, one writes, and the workers in between decide:
+	// many goroutines reading one socket contend for it on every packet,
+	// and a single reader and writer can move packets in batches
+	// (recvmmsg, sendmmsg) -- a group commit releases hundreds of ACKs at
+	// once.
 	n := s.Workers
 	if n <= 0 {
 		n = DefaultWorkers
 	}
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
+	jobs := make(chan job, queueLen)
+	replies := make(chan sending, queueLen)
+	var workers sync.WaitGroup
 	for range n {
-		wg.Go(func() {
-			if err := s.worker(ctx, pc, port); err != nil {
-				// One failed read means the socket is gone: stop all.
-				once.Do(func() {
-					first = err
-					conn.Close()
-				})
+		workers.Go(func() {
+			for j := range jobs {
+				s.serveOne(ctx, j, port, replies)
 			}
 		})
 	}
-	wg.Wait()
+	written := make(chan struct{})
+	go func() {
+		s.writeLoop(pc, replies)
+		close(written)
+	}()
+	err := s.readLoop(pc, jobs, port)
+	close(jobs)
+	workers.Wait()
+	close(replies)
+	<-written
 	if ctx.Err() != nil {
 		return nil
 	}
-	return first
+	return err
 }
 
 func (s *Server) check() error {
@@ -125,39 +133,133 @@ func (s *Server) check() error {
 	return nil
 }
 
-// worker reads and answers packets until the socket fails or is closed.
-// Workers share the socket: no goroutine or channel per packet, and a
-// worker blocked on the store leaves the others reading.
-func (s *Server) worker(ctx context.Context, pc *ipv4.PacketConn, port int) error {
-	buf := make([]byte, maxPacket)
+// queueLen bounds the packets waiting for a worker and the replies waiting
+// to be sent; beyond it the reader waits and the socket buffer takes the
+// burst.
+const queueLen = 4096
+
+// batchLen is how many packets one recvmmsg or sendmmsg moves at most.
+const batchLen = 64
+
+// job is one received packet.
+type job struct {
+	b       []byte
+	ifIndex int // the interface it came in on (IP_PKTINFO), 0 if unknown
+	src     net.Addr
+}
+
+// sending is one answer on its way out, with what metrics count of it.
+type sending struct {
+	b       []byte
+	dst     net.Addr
+	ifIndex int // broadcast on this interface when non-zero
+	kind    Kind
+	outcome Outcome // reply or nak, counted once it is sent
+	mac     net.HardwareAddr
+}
+
+// readLoop reads packets in batches and hands them to the workers until
+// the socket closes.
+func (s *Server) readLoop(pc *ipv4.PacketConn, jobs chan<- job, port int) error {
+	msgs := make([]ipv4.Message, batchLen)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, maxPacket)}
+		msgs[i].OOB = ipv4.NewControlMessage(ipv4.FlagInterface)
+	}
+	var cm ipv4.ControlMessage
 	for {
-		n, cm, src, err := pc.ReadFrom(buf)
+		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
 			return fmt.Errorf("dhcp: read udp port %d: %w", port, err)
 		}
-		s.serveOne(ctx, pc, buf[:n], cm, src, port)
+		for i := range n {
+			m := &msgs[i]
+			j := job{b: append([]byte(nil), m.Buffers[0][:m.N]...), src: m.Addr}
+			if cm.Parse(m.OOB[:m.NN]) == nil {
+				j.ifIndex = cm.IfIndex
+			}
+			jobs <- j
+		}
 	}
 }
 
-func (s *Server) serveOne(ctx context.Context, pc *ipv4.PacketConn, b []byte, cm *ipv4.ControlMessage, src net.Addr, port int) {
+// writeLoop sends replies, as many at once as are waiting, until replies
+// is closed.
+func (s *Server) writeLoop(pc *ipv4.PacketConn, replies <-chan sending) {
+	batch := make([]sending, 0, batchLen)
+	msgs := make([]ipv4.Message, 0, batchLen)
+	for r := range replies {
+		batch = append(batch[:0], r)
+	more:
+		for len(batch) < batchLen {
+			select {
+			case r, ok := <-replies:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		msgs = msgs[:0]
+		for _, r := range batch {
+			m := ipv4.Message{Buffers: [][]byte{r.b}, Addr: r.dst}
+			if r.ifIndex > 0 {
+				m.OOB = (&ipv4.ControlMessage{IfIndex: r.ifIndex}).Marshal()
+			}
+			msgs = append(msgs, m)
+		}
+		sent := 0
+		for sent < len(msgs) {
+			n, err := pc.WriteBatch(msgs[sent:], 0)
+			if err != nil {
+				if !errors.Is(err, net.ErrClosed) {
+					r := batch[sent]
+					s.logger().Warn("dhcp: send reply failed", "mac", r.mac.String(), "iface", s.Iface, "ip", r.dst.String(), "err", err)
+				}
+				n = max(n, 1) // skip the reply that failed
+				for _, r := range batch[sent : sent+n] {
+					s.count(r.kind, OutcomeError)
+				}
+			} else {
+				for _, r := range batch[sent : sent+n] {
+					s.count(r.kind, r.outcome)
+				}
+			}
+			sent += n
+		}
+	}
+}
+
+func (s *Server) count(kind Kind, outcome Outcome) {
+	if s.Metrics != nil {
+		s.Metrics.Packet(kind, outcome)
+	}
+}
+
+// serveOne decides the answer to one packet and queues it for the writer,
+// which counts it once sent; a packet without an answer is counted here.
+func (s *Server) serveOne(ctx context.Context, j job, port int, replies chan<- sending) {
 	kind, outcome := KindOther, OutcomeMalformed
+	queued := false
 	defer func() {
 		// A bug in a decoder or an adapter must cost one packet, not
 		// the server.
 		if r := recover(); r != nil {
 			s.logger().Error("dhcp: panic while handling a packet", "panic", fmt.Sprint(r), "iface", s.Iface)
-			outcome = OutcomeError
+			outcome, queued = OutcomeError, false
 		}
-		if s.Metrics != nil {
-			s.Metrics.Packet(kind, outcome)
+		if !queued {
+			s.count(kind, outcome)
 		}
 	}()
 	var peer netip.AddrPort
-	if ua, ok := src.(*net.UDPAddr); ok {
+	if ua, ok := j.src.(*net.UDPAddr); ok {
 		ap := ua.AddrPort()
 		peer = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	req, err := dhcpv4.FromBytes(b)
+	req, err := dhcpv4.FromBytes(j.b)
 	if err != nil {
 		s.logger().Debug("dhcp: dropped malformed packet", "peer", peer.String(), "iface", s.Iface, "err", err)
 		return
@@ -169,17 +271,12 @@ func (s *Server) serveOne(ctx context.Context, pc *ipv4.PacketConn, b []byte, cm
 	if out == nil {
 		return
 	}
-	var wcm *ipv4.ControlMessage
-	if out.broadcast && cm != nil && cm.IfIndex > 0 {
-		wcm = &ipv4.ControlMessage{IfIndex: cm.IfIndex}
+	r := sending{b: out.reply.ToBytes(), dst: net.UDPAddrFromAddrPort(out.dst), kind: kind, outcome: outcome, mac: req.ClientHWAddr}
+	if out.broadcast {
+		r.ifIndex = j.ifIndex
 	}
-	if _, err := pc.WriteTo(out.reply.ToBytes(), wcm, net.UDPAddrFromAddrPort(out.dst)); err != nil {
-		if !errors.Is(err, net.ErrClosed) {
-			s.logger().Warn("dhcp: send reply failed", "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(),
-				"iface", s.Iface, "ip", out.dst.String(), "err", err)
-		}
-		outcome = OutcomeError
-	}
+	replies <- r
+	queued = true
 }
 
 func (s *Server) logger() *slog.Logger {

@@ -67,6 +67,9 @@ func (db *DB) Record(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
+	if db.closed.Load() {
+		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, ErrClosed)
+	}
 	if err := db.rec.add(ctx, db, ev); err != nil {
 		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, err)
 	}

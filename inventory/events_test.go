@@ -83,8 +83,10 @@ func TestRecordUpdatesMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The heartbeat changed nothing but last_seen, a second after the
+	// booted report: last_seen is written at most every lastSeenEvery.
 	want := Machine{MAC: mac, Site: "lab", State: StateProvisioned, CurrentVersion: "c1", LastIP: ip,
-		FirstSeen: t0.Add(time.Second), LastSeen: t0.Add(5 * time.Second), Discovered: true}
+		FirstSeen: t0.Add(time.Second), LastSeen: t0.Add(4 * time.Second), Discovered: true}
 	if diff := cmp.Diff(want, m, addrs()); diff != "" {
 		t.Errorf("machine (-want +got):\n%s", diff)
 	}
@@ -105,6 +107,19 @@ func TestRecordUpdatesMachine(t *testing.T) {
 		if i > 0 && ev.ID >= evs[i-1].ID {
 			t.Errorf("events not newest first: %d after %d", ev.ID, evs[i-1].ID)
 		}
+	}
+
+	// A heartbeat lastSeenEvery later is written.
+	clk.Advance(lastSeenEvery)
+	if err := db.Record(ctx, Event{MAC: mac, Kind: EventHeartbeat, Site: "lab"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, err = db.Machine(ctx, mac)
+	if err != nil || !m.LastSeen.Equal(t0.Add(5*time.Second+lastSeenEvery)) {
+		t.Errorf("last_seen after a heartbeat %s later: %v %v", lastSeenEvery, m.LastSeen, err)
 	}
 }
 

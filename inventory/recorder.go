@@ -2,8 +2,10 @@ package inventory
 
 import (
 	"context"
-	"errors"
+	"database/sql"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/undercloud/undercloud/sites"
 )
@@ -22,8 +24,15 @@ type recorder struct {
 	pending bool // a write that will take buf is queued
 }
 
-// add buffers ev, and queues the write that takes the buffer unless one is
-// queued already: events added before it runs ride along.
+// eventGather is how long recorded events wait for others before their
+// write is queued. Events are a log, not a promise to a client: gathering
+// them for a few milliseconds turns thousands of tiny commits a second into
+// a few large ones, each page of the log written once instead of once per
+// event. Flush and Close store what is waiting at once.
+const eventGather = 20 * time.Millisecond
+
+// add buffers ev and, unless a write of the buffer is already coming,
+// queues one after eventGather: events added meanwhile ride along.
 func (r *recorder) add(ctx context.Context, db *DB, ev Event) error {
 	r.mu.Lock()
 	for len(r.buf) >= recorderLimit {
@@ -37,17 +46,18 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event) error {
 	submit := !r.pending
 	r.pending = true
 	r.mu.Unlock()
-	if !submit {
-		return nil
+	if submit {
+		time.AfterFunc(eventGather, func() {
+			if err := db.queue(context.Background(), "events", r.takeOnce()); err != nil {
+				// Closed meanwhile: Close has flushed the buffer, or the
+				// events stay buffered for the next write or Flush.
+				r.mu.Lock()
+				r.pending = false
+				r.mu.Unlock()
+			}
+		})
 	}
-	err := db.queue(ctx, "events", r.takeOnce())
-	if err != nil {
-		// The event stays buffered for the next write or Flush.
-		r.mu.Lock()
-		r.pending = false
-		r.mu.Unlock()
-	}
-	return err
+	return nil
 }
 
 // takeOnce returns a write that stores the buffered events: it takes them on
@@ -77,38 +87,110 @@ func (r *recorder) take() []Event {
 // one read and one write per machine, whatever the number of its events.
 // It returns the events' IDs.
 func (t *tx) storeEvents(evs []Event) ([]int64, error) {
-	ids := make([]int64, len(evs))
+	ids := make([]int64, 0, len(evs))
 	var order []sites.MAC
 	changes := map[sites.MAC]*machineChange{}
-	for i, ev := range evs {
-		var bootID any
-		if ev.BootID != "" {
-			bootID = ev.BootID
-		}
-		at := ev.At.UTC().Format(timeFormat)
-		res, err := t.exec(`INSERT INTO boot_events (at, mac, site, boot_id, kind, version, ip, source, detail)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			at, string(ev.MAC), ev.Site, bootID, string(ev.Kind), ev.Version, addrText(ev.IP), ev.Source, ev.Detail)
+	for len(evs) > 0 {
+		chunk := evs[:min(len(evs), eventsPerInsert)]
+		evs = evs[len(chunk):]
+		first, err := t.insertEvents(chunk)
 		if err != nil {
 			return nil, err
 		}
-		if ids[i], err = res.LastInsertId(); err != nil {
-			return nil, err
+		for i, ev := range chunk {
+			ids = append(ids, first+int64(i))
+			at := ev.At.UTC().Format(timeFormat)
+			c := changes[ev.MAC]
+			if c == nil {
+				c = &machineChange{first: at}
+				changes[ev.MAC] = c
+				order = append(order, ev.MAC)
+			}
+			c.add(ev, at)
 		}
-		c := changes[ev.MAC]
-		if c == nil {
-			c = &machineChange{first: at}
-			changes[ev.MAC] = c
-			order = append(order, ev.MAC)
-		}
-		c.add(ev, at)
+	}
+	rows, err := t.machineRows(order)
+	if err != nil {
+		return nil, err
 	}
 	for _, mac := range order {
-		if err := t.applyChange(mac, changes[mac]); err != nil {
+		if err := t.applyChange(mac, changes[mac], rows[mac]); err != nil {
 			return nil, err
 		}
 	}
 	return ids, nil
+}
+
+// machineRow is what applyChange needs of a machine's stored row.
+type machineRow struct {
+	state, site, lastIP string
+	lastSeen, firstSeen sql.NullString
+	discovered          bool
+}
+
+// machineRows reads the rows of macs, eventsPerInsert at a time; a MAC
+// without a row is absent from the map.
+func (t *tx) machineRows(macs []sites.MAC) (map[sites.MAC]*machineRow, error) {
+	out := make(map[sites.MAC]*machineRow, len(macs))
+	for len(macs) > 0 {
+		chunk := macs[:min(len(macs), eventsPerInsert)]
+		macs = macs[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, m := range chunk {
+			args[i] = string(m)
+		}
+		rows, err := t.query(`SELECT mac, state, site, discovered, last_ip, last_seen, first_seen FROM machines WHERE mac IN (?`+
+			strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var mac string
+			r := &machineRow{}
+			if err := rows.Scan(&mac, &r.state, &r.site, &r.discovered, &r.lastIP, &r.lastSeen, &r.firstSeen); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[sites.MAC(mac)] = r
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// eventsPerInsert is how many events one INSERT stores: a statement per
+// event cost more than the rows themselves when a datacenter boots at once.
+const eventsPerInsert = 64
+
+// insertEvents stores evs with one multi-row INSERT and returns the id of
+// the first: the writer is the only one, so the rows get consecutive ids.
+func (t *tx) insertEvents(evs []Event) (int64, error) {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO boot_events (at, mac, site, boot_id, kind, version, ip, source, detail) VALUES `)
+	args := make([]any, 0, 9*len(evs))
+	for i, ev := range evs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		var bootID any
+		if ev.BootID != "" {
+			bootID = ev.BootID
+		}
+		args = append(args, ev.At.UTC().Format(timeFormat), string(ev.MAC), ev.Site, bootID, string(ev.Kind),
+			ev.Version, addrText(ev.IP), ev.Source, ev.Detail)
+	}
+	res, err := t.exec(q.String(), args...)
+	if err != nil {
+		return 0, err
+	}
+	last, err := res.LastInsertId()
+	return last - int64(len(evs)) + 1, err
 }
 
 // machineChange is what a run of events does to one machine's row.
@@ -145,37 +227,55 @@ func (c *machineChange) state(from State) State {
 // applyChange writes c to the row of mac, creating a discovered machine for
 // a MAC never seen. It sets only the columns that change, so the common case
 // (same state) rewrites no index entry of machines.
-func (t *tx) applyChange(mac sites.MAC, c *machineChange) error {
-	var cur, site string
-	var discovered bool
-	err := t.queryRow(`SELECT state, site, discovered FROM machines WHERE mac = ?`, string(mac)).Scan(&cur, &site, &discovered)
-	if errors.Is(err, ErrNotFound) {
-		_, err = t.exec(`INSERT INTO machines (mac, site, state, current_version, last_ip, first_seen, last_seen, discovered)
+func (t *tx) applyChange(mac sites.MAC, c *machineChange, row *machineRow) error {
+	if row == nil {
+		_, err := t.exec(`INSERT INTO machines (mac, site, state, current_version, last_ip, first_seen, last_seen, discovered)
 			VALUES (?, ?, ?, ?, ?, ?, ?, 1)`,
 			string(mac), c.site, string(c.state(StateDiscovered)), c.version, c.ip, c.first, c.last)
 		return err
 	}
-	if err != nil {
-		return err
-	}
+	cur, site, lastIP, lastSeen, firstSeen, discovered := row.state, row.site, row.lastIP, row.lastSeen, row.firstSeen, row.discovered
 	set := `last_seen = max(coalesce(last_seen, ''), ?), first_seen = coalesce(first_seen, ?)`
 	args := []any{c.last, c.first}
-	if c.ip != "" {
+	changed := !firstSeen.Valid
+	if c.ip != "" && c.ip != lastIP {
 		set += `, last_ip = ?`
 		args = append(args, c.ip)
+		changed = true
 	}
 	if next := c.state(State(cur)); next != State(cur) {
 		set += `, state = ?`
 		args = append(args, string(next))
+		changed = true
 	}
 	if c.version != "" {
 		set += `, current_version = ?`
 		args = append(args, c.version)
+		changed = true
 	}
 	if discovered && c.site != "" && c.site != site {
 		set += `, site = ?`
 		args = append(args, c.site)
+		changed = true
 	}
-	_, err = t.exec(`UPDATE machines SET `+set+` WHERE mac = ?`, append(args, string(mac))...)
+	// A machine that keeps renewing its lease changes nothing but its
+	// last_seen: writing that at most every lastSeenEvery spares a page
+	// write per packet when hundreds of machines boot at once.
+	if !changed && lastSeen.Valid && !stale(lastSeen.String, c.last) {
+		return nil
+	}
+	_, err := t.exec(`UPDATE machines SET `+set+` WHERE mac = ?`, append(args, string(mac))...)
 	return err
+}
+
+// lastSeenEvery is how stale a machine's last_seen may be while nothing else
+// about it changes.
+const lastSeenEvery = 10 * time.Second
+
+// stale reports whether a last_seen stored as prev is older than
+// lastSeenEvery before now (both in the stored time format).
+func stale(prev, now string) bool {
+	p, err1 := time.Parse(timeFormat, prev)
+	n, err2 := time.Parse(timeFormat, now)
+	return err1 != nil || err2 != nil || n.Sub(p) >= lastSeenEvery
 }

@@ -112,8 +112,9 @@ func TestRecordOutlivesContext(t *testing.T) {
 	}
 	cancel()
 	release()
-	// Wait for the queued write without Flush, which would store the
-	// buffered event itself.
+	// Wait for the gathered write to be queued and run, without Flush,
+	// which would store the buffered event itself.
+	time.Sleep(3 * eventGather)
 	if err := db.do(context.Background(), func(*tx) error { return nil }); err != nil {
 		t.Fatal(err)
 	}

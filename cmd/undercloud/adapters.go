@@ -39,36 +39,123 @@ var (
 const declineHold = 10 * time.Minute
 
 // leases adapts the inventory's lease table to dhcp.Leases and pxe.Leases.
-type leases struct{ db *inventory.DB }
+type leases struct {
+	db *inventory.DB
+	// offers remembers the address each MAC was just offered: the DHCP
+	// server asks Offer again on the REQUEST, and the answer is the same
+	// (the inventory holds the offer for inventory.DefaultOfferTime), so it
+	// need not queue behind every other write to be told so.
+	offers *leaseCache
+	// binds remembers the leases this process committed, for lease caching.
+	binds *leaseCache
+}
+
+// cacheThreshold is lease caching (Kea's cache-threshold, ISC dhcpd's
+// dhcp-cache-threshold): a client that asks again within this share of its
+// lease time after its lease was written gets that lease, with the time it
+// has left, and nothing is written. A machine does DHCP two or three times
+// in one boot (PXE ROM, iPXE, its OS); a bring-up of hundreds at once should
+// not write each lease three times.
+const cacheThreshold = 0.25
+
+func newLeases(db *inventory.DB) leases {
+	return leases{db: db, offers: &leaseCache{m: map[string]cachedLease{}}, binds: &leaseCache{m: map[string]cachedLease{}}}
+}
 
 func (l leases) Offer(ctx context.Context, hw net.HardwareAddr, sn dhcp.Subnet, want netip.Addr) (netip.Addr, error) {
 	if sn.Range == nil {
 		return netip.Addr{}, dhcp.ErrRangeFull
+	}
+	if c, ok := l.offers.get(hw.String(), sn.Site); ok && (!want.IsValid() || want == c.ip) {
+		return c.ip, nil
 	}
 	lease, err := l.db.Allocate(ctx, inventory.LeaseRequest{MAC: sites.MAC(hw.String()), IP: want, Site: sn.Site},
 		sites.Range{Start: sn.Range.First, End: sn.Range.Last})
 	if errors.Is(err, inventory.ErrRangeFull) {
 		return netip.Addr{}, fmt.Errorf("%w: %v", dhcp.ErrRangeFull, err)
 	}
+	if err == nil {
+		l.offers.put(hw.String(), sn.Site, lease.IP, time.Now().Add(offerHold))
+	}
 	return lease.IP, err
 }
 
-func (l leases) Commit(ctx context.Context, d dhcp.Lease) error {
-	_, err := l.db.Bind(ctx, inventory.LeaseRequest{
-		MAC: sites.MAC(d.MAC.String()), IP: d.IP, Site: d.Site, Hostname: d.Hostname, Duration: time.Until(d.Expires),
-	})
-	if errors.Is(err, inventory.ErrConflict) {
-		return fmt.Errorf("%w: %v", dhcp.ErrConflict, err)
+func (l leases) Commit(ctx context.Context, d dhcp.Lease) (time.Time, error) {
+	mac := d.MAC.String()
+	now := time.Now()
+	if c, ok := l.binds.get(mac, d.Site); ok && c.ip == d.IP &&
+		c.until.Sub(now) >= time.Duration(float64(d.Expires.Sub(now))*(1-cacheThreshold)) {
+		return c.until, nil // the lease it holds, committed a moment ago
 	}
-	return err
+	_, err := l.db.Bind(ctx, inventory.LeaseRequest{
+		MAC: sites.MAC(mac), IP: d.IP, Site: d.Site, Hostname: d.Hostname, Duration: d.Expires.Sub(now),
+	})
+	if err != nil {
+		l.forget(mac)
+		if errors.Is(err, inventory.ErrConflict) {
+			return time.Time{}, fmt.Errorf("%w: %v", dhcp.ErrConflict, err)
+		}
+		return time.Time{}, err
+	}
+	l.binds.put(mac, d.Site, d.IP, d.Expires)
+	return d.Expires, nil
 }
 
 func (l leases) Release(ctx context.Context, hw net.HardwareAddr, ip netip.Addr) error {
+	l.forget(hw.String())
 	return l.db.Release(ctx, sites.MAC(hw.String()), ip)
 }
 
 func (l leases) Decline(ctx context.Context, hw net.HardwareAddr, ip netip.Addr) error {
+	l.forget(hw.String())
 	return l.db.Decline(ctx, sites.MAC(hw.String()), ip, declineHold)
+}
+
+// forget drops what the caches know of a MAC: its lease changed.
+func (l leases) forget(mac string) {
+	l.offers.del(mac)
+	l.binds.del(mac)
+}
+
+// leaseCache maps a MAC to an address on a site, valid until a time.
+type leaseCache struct {
+	mu sync.Mutex
+	m  map[string]cachedLease
+}
+
+type cachedLease struct {
+	site  string
+	ip    netip.Addr
+	until time.Time
+}
+
+// offerHold is how long a cached offer answers: under the inventory's
+// DefaultOfferTime, so the inventory's hold always outlives the cache's.
+const offerHold = inventory.DefaultOfferTime * 3 / 4
+
+func (c *leaseCache) get(mac, site string) (cachedLease, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[mac]
+	if !ok || e.site != site || !time.Now().Before(e.until) {
+		return cachedLease{}, false
+	}
+	return e, true
+}
+
+func (c *leaseCache) put(mac, site string, ip netip.Addr, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= 100000 { // bound memory; a miss only costs an inventory round trip
+		clear(c.m)
+	}
+	c.m[mac] = cachedLease{site: site, ip: ip, until: until}
+}
+
+func (c *leaseCache) del(mac string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, mac)
 }
 
 func (l leases) MACByIP(ctx context.Context, ip netip.Addr) (string, bool) {
@@ -109,23 +196,19 @@ func (e *dhcpEvents) Record(ev dhcp.Event) {
 		return
 	}
 	mac := sites.MAC(ev.MAC.String())
-	detail := map[string]any{"xid": fmt.Sprintf("0x%08x", ev.XID)}
-	if ev.File != "" {
-		detail["file"] = ev.File
-	}
-	if ev.Boot.Firmware != dhcp.FirmwareNone {
-		detail["firmware"] = ev.Boot.Firmware.String()
-	}
-	if ev.Relay.IsValid() {
-		detail["relay"] = ev.Relay.String()
+	// Built by hand, not through a map and encoding/json: this runs for
+	// every packet of a datacenter bring-up.
+	d := fmt.Appendf(make([]byte, 0, 160), `{"xid":"0x%08x"`, ev.XID)
+	for _, kv := range [...][2]string{{"file", ev.File}, {"firmware", firmwareName(ev.Boot.Firmware)},
+		{"relay", addrString(ev.Relay)}, {"reason", ev.Reason}} {
+		if kv[1] != "" {
+			d = appendJSONField(d, kv[0], kv[1])
+		}
 	}
 	if ev.Proxy {
-		detail["proxy"] = true
+		d = append(d, `,"proxy":true`...)
 	}
-	if ev.Reason != "" {
-		detail["reason"] = ev.Reason
-	}
-	d, _ := json.Marshal(detail)
+	d = append(d, '}')
 	ip := ev.IP
 	if kind == inventory.EventDHCPDiscover || kind == inventory.EventDHCPRequest || kind == inventory.EventDHCPNak {
 		ip = netip.Addr{} // not the machine's address (yet)
@@ -138,6 +221,44 @@ func (e *dhcpEvents) Record(ev dhcp.Event) {
 	if kind == inventory.EventDHCPDiscover || kind == inventory.EventDHCPRequest {
 		e.observe(mac, ev)
 	}
+}
+
+func firmwareName(f dhcp.Firmware) string {
+	if f == dhcp.FirmwareNone {
+		return ""
+	}
+	return f.String()
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// appendJSONField appends ,"key":"value" with value JSON-quoted.
+func appendJSONField(b []byte, key, value string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	if isPlainASCII(value) {
+		b = append(b, '"')
+		b = append(b, value...)
+		return append(b, '"')
+	}
+	v, _ := json.Marshal(value) // rare: a value that needs escaping
+	return append(b, v...)
+}
+
+// isPlainASCII reports whether s needs no JSON escaping.
+func isPlainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // observe queues what the packet says about the machine's firmware when it

@@ -286,10 +286,11 @@ func (s *server) run(ctx context.Context) error {
 		return err
 	}
 	queue := &pxe.Queue{Next: s.boots, Log: s.log}
+	lz := newLeases(s.db)
 	events := newDHCPEvents(s.db, s.log)
 	bootHTTP := &pxe.HTTP{
 		Targets: s.boots, Configs: s.boots, Callbacks: s.boots, Artifacts: s.store,
-		Tokens: &pxe.Tokens{Key: key}, Firmware: firmware, Leases: leases{s.db}, Recorder: queue,
+		Tokens: &pxe.Tokens{Key: key}, Firmware: firmware, Leases: lz, Recorder: queue,
 		Metrics: s.metrics, Log: s.log,
 	}
 	g, ctx := errgroup.WithContext(ctx)
@@ -303,14 +304,14 @@ func (s *server) run(ctx context.Context) error {
 	g.Go(func() error { return s.engine.Run(ctx) })
 	g.Go(func() error { return serveHTTP(ctx, l.http, handler) })
 	if l.tftp != nil {
-		tftp := &pxe.TFTP{Firmware: firmware, Leases: leases{s.db}, Recorder: queue, Metrics: s.metrics, Log: s.log}
+		tftp := &pxe.TFTP{Firmware: firmware, Leases: lz, Recorder: queue, Metrics: s.metrics, Log: s.log}
 		g.Go(func() error { return tftp.Serve(ctx, l.tftp) })
 	}
 	port := l.http.Addr().(*net.TCPAddr).Port
 	for _, d := range l.dhcp {
 		srv := &dhcp.Server{
 			Iface: d.iface, ServerIP: d.serverIP, BootURL: fmt.Sprintf("http://%s:%d", d.serverIP, port),
-			EFIBinary: s.cfg.EFIBinary, Plan: s.ix, Leases: leases{s.db}, Recorder: events,
+			EFIBinary: s.cfg.EFIBinary, Plan: s.ix, Leases: lz, Recorder: events,
 			Metrics: s.metrics, Log: s.log.With("iface", d.iface),
 		}
 		g.Go(func() error { return srv.Serve(ctx, d.conn) })

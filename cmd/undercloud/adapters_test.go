@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/undercloud/undercloud/dhcp"
+	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/sites"
+)
+
+func TestAppendJSONField(t *testing.T) {
+	for _, v := range []string{"http://10.0.0.1:8080/boot.ipxe", `say "hi"\`, "tab\there", "café", ""} {
+		b := append(appendJSONField([]byte("{\"a\":1"), "k", v), '}')
+		var got map[string]any
+		if err := json.Unmarshal(b, &got); err != nil || got["k"] != v {
+			t.Errorf("%q: %s -> %v %v", v, b, got, err)
+		}
+	}
+}
+
+func TestLeaseCaching(t *testing.T) {
+	ctx := context.Background()
+	db, err := inventory.Open(ctx, filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l := newLeases(db)
+	hw := net.HardwareAddr{0x52, 0x54, 0, 0xaa, 0, 1}
+	ip := netip.MustParseAddr("10.99.0.150")
+	lease := func() dhcp.Lease {
+		return dhcp.Lease{Site: "lab", MAC: hw, IP: ip, Expires: time.Now().Add(time.Hour)}
+	}
+	updated := func() time.Time {
+		got, err := db.LeaseByMAC(ctx, sites.MAC(hw.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Updated
+	}
+	first, err := l.Commit(ctx, lease())
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := updated()
+	time.Sleep(20 * time.Millisecond)
+	again, err := l.Commit(ctx, lease())
+	if err != nil || !again.Equal(first) || !updated().Equal(written) {
+		t.Fatalf("a renewal a moment later: expires %v (first %v), err %v, written again: %v", again, first, err, !updated().Equal(written))
+	}
+	// A renewal asking for far more than the cached lease has left is written.
+	long := lease()
+	long.Expires = time.Now().Add(10 * time.Hour)
+	if got, err := l.Commit(ctx, long); err != nil || !got.Equal(long.Expires) || updated().Equal(written) {
+		t.Fatalf("a renewal beyond the threshold was not written: %v %v", got, err)
+	}
+	// After a release the next lease is written, not taken from the cache.
+	if err := l.Release(ctx, hw, ip); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.binds.get(hw.String(), "lab"); ok {
+		t.Fatal("the cache kept a released lease")
+	}
+}
