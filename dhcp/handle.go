@@ -54,6 +54,12 @@ func (p plog) log(level slog.Level, msg string, args ...any) {
 	p.l.Log(context.Background(), level, msg, append(append(make([]any, 0, len(p.attrs)+len(args)), p.attrs...), args...)...)
 }
 
+// macText prints a hardware address as aa:bb:cc:dd:ee:ff in log lines, but
+// only when the line is written: slog would print a bare []byte as raw bytes.
+type macText net.HardwareAddr
+
+func (m macText) LogValue() slog.Value { return slog.StringValue(net.HardwareAddr(m).String()) }
+
 func (p plog) Debug(msg string, args ...any) { p.log(slog.LevelDebug, msg, args...) }
 func (p plog) Info(msg string, args ...any)  { p.log(slog.LevelInfo, msg, args...) }
 func (p plog) Warn(msg string, args ...any)  { p.log(slog.LevelWarn, msg, args...) }
@@ -64,7 +70,7 @@ func (p plog) Error(msg string, args ...any) { p.log(slog.LevelError, msg, args.
 func (s *Server) handle(ctx context.Context, in inbound) (*outbound, Kind, Outcome) {
 	req := in.req
 	kind := kindOf(req.MessageType())
-	log := plog{s.logger(), []any{"mac", req.ClientHWAddr, "xid", req.TransactionID, "iface", s.Iface}}
+	log := plog{s.logger(), []any{"mac", macText(req.ClientHWAddr), "xid", req.TransactionID}}
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
 		log.Debug("dhcp: ignored: not a request", "op", req.OpCode.String())
 		return nil, kind, OutcomeIgnored

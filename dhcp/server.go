@@ -53,7 +53,8 @@ type Server struct {
 	// Metrics counts packets by kind and outcome; nil counts nothing.
 	Metrics Metrics
 	// Log receives decisions at Info and ignored packets at Debug; nil
-	// discards.
+	// discards. Lines carry the packet's MAC and xid; the caller adds what
+	// names the listener (serve adds iface).
 	Log *slog.Logger
 	// Workers is how many packets are handled at once; zero means
 	// DefaultWorkers.
@@ -216,7 +217,7 @@ func (s *Server) writeLoop(pc *ipv4.PacketConn, replies <-chan sending) {
 			if err != nil {
 				if !errors.Is(err, net.ErrClosed) {
 					r := batch[sent]
-					s.logger().Warn("dhcp: send reply failed", "mac", r.mac.String(), "iface", s.Iface, "ip", r.dst.String(), "err", err)
+					s.logger().Warn("dhcp: send reply failed", "mac", r.mac.String(), "ip", r.dst.String(), "err", err)
 				}
 				n = max(n, 1) // skip the reply that failed
 				for _, r := range batch[sent : sent+n] {
@@ -247,7 +248,7 @@ func (s *Server) serveOne(ctx context.Context, j job, port int, replies chan<- s
 		// A bug in a decoder or an adapter must cost one packet, not
 		// the server.
 		if r := recover(); r != nil {
-			s.logger().Error("dhcp: panic while handling a packet", "panic", fmt.Sprint(r), "iface", s.Iface)
+			s.logger().Error("dhcp: panic while handling a packet", "panic", fmt.Sprint(r))
 			outcome, queued = OutcomeError, false
 		}
 		if !queued {
@@ -261,7 +262,7 @@ func (s *Server) serveOne(ctx context.Context, j job, port int, replies chan<- s
 	}
 	req, err := dhcpv4.FromBytes(j.b)
 	if err != nil {
-		s.logger().Debug("dhcp: dropped malformed packet", "peer", peer.String(), "iface", s.Iface, "err", err)
+		s.logger().Debug("dhcp: dropped malformed packet", "peer", peer.String(), "err", err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, packetTimeout)

@@ -47,7 +47,10 @@ func startBrowser(t *testing.T, lab *testvm.Lab) *webDriver {
 		}
 		return err == nil && resp.StatusCode == http.StatusOK
 	})
-	profile := t.TempDir()
+	// The profile lives in the lab's directory, not in t.TempDir: Chromium
+	// keeps writing to it for a moment after the session ends, and the lab
+	// removes its directory only once chromedriver's process group is gone.
+	profile := filepath.Join(lab.Dir, "chromium-profile")
 	var s struct{ SessionID string }
 	d.call(http.MethodPost, "/session", map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
 		"browserName": "chrome",
