@@ -20,8 +20,9 @@ import (
 // Leases.Commit, and a store that batches commits needs many in flight.
 const DefaultWorkers = 256
 
-// packetTimeout bounds the store calls made for one packet: clients
-// retransmit after about 4 s, so a later answer would be for nobody.
+// packetTimeout bounds the store calls made for one batch of packets (see
+// serveBatch): clients retransmit after about 4 s, so a later answer would
+// be for nobody.
 const packetTimeout = 10 * time.Second
 
 // maxPacket is the receive buffer; DHCP messages fit in one Ethernet frame.
@@ -89,18 +90,20 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	// many goroutines reading one socket contend for it on every packet,
 	// and a single reader and writer can move packets in batches
 	// (recvmmsg, sendmmsg) -- a group commit releases hundreds of ACKs at
-	// once.
+	// once. What one recvmmsg returns goes to one worker, and its answers
+	// to the writer together: under load, waking a goroutine per packet
+	// costs more than deciding the answer.
 	n := s.Workers
 	if n <= 0 {
 		n = DefaultWorkers
 	}
-	jobs := make(chan job, queueLen)
-	replies := make(chan sending, queueLen)
+	jobs := make(chan []job, queueLen)
+	replies := make(chan []sending, queueLen)
 	var workers sync.WaitGroup
 	for range n {
 		workers.Go(func() {
-			for j := range jobs {
-				s.serveOne(ctx, j, port, replies)
+			for js := range jobs {
+				s.serveBatch(ctx, js, port, replies)
 			}
 		})
 	}
@@ -134,10 +137,10 @@ func (s *Server) check() error {
 	return nil
 }
 
-// queueLen bounds the packets waiting for a worker and the replies waiting
-// to be sent; beyond it the reader waits and the socket buffer takes the
-// burst.
-const queueLen = 4096
+// queueLen bounds the batches waiting for a worker and the batches of
+// replies waiting to be sent; beyond it the reader waits and the socket
+// buffer takes the burst.
+const queueLen = 1024
 
 // batchLen is how many packets one recvmmsg or sendmmsg moves at most.
 const batchLen = 64
@@ -159,9 +162,9 @@ type sending struct {
 	mac     net.HardwareAddr
 }
 
-// readLoop reads packets in batches and hands them to the workers until
+// readLoop reads packets in batches and hands each batch to a worker until
 // the socket closes.
-func (s *Server) readLoop(pc *ipv4.PacketConn, jobs chan<- job, port int) error {
+func (s *Server) readLoop(pc *ipv4.PacketConn, jobs chan<- []job, port int) error {
 	msgs := make([]ipv4.Message, batchLen)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, maxPacket)}
@@ -173,63 +176,74 @@ func (s *Server) readLoop(pc *ipv4.PacketConn, jobs chan<- job, port int) error 
 		if err != nil {
 			return fmt.Errorf("dhcp: read udp port %d: %w", port, err)
 		}
+		js := make([]job, n)
 		for i := range n {
 			m := &msgs[i]
-			j := job{b: append([]byte(nil), m.Buffers[0][:m.N]...), src: m.Addr}
+			js[i] = job{b: append([]byte(nil), m.Buffers[0][:m.N]...), src: m.Addr}
 			if cm.Parse(m.OOB[:m.NN]) == nil {
-				j.ifIndex = cm.IfIndex
+				js[i].ifIndex = cm.IfIndex
 			}
-			jobs <- j
 		}
+		jobs <- js
 	}
 }
 
 // writeLoop sends replies, as many at once as are waiting, until replies
 // is closed.
-func (s *Server) writeLoop(pc *ipv4.PacketConn, replies <-chan sending) {
-	batch := make([]sending, 0, batchLen)
+func (s *Server) writeLoop(pc *ipv4.PacketConn, replies <-chan []sending) {
+	var batch []sending
 	msgs := make([]ipv4.Message, 0, batchLen)
-	for r := range replies {
-		batch = append(batch[:0], r)
+	for rs := range replies {
+		batch = append(batch[:0], rs...)
 	more:
 		for len(batch) < batchLen {
 			select {
-			case r, ok := <-replies:
+			case rs, ok := <-replies:
 				if !ok {
 					break more
 				}
-				batch = append(batch, r)
+				batch = append(batch, rs...)
 			default:
 				break more
 			}
 		}
-		msgs = msgs[:0]
-		for _, r := range batch {
-			m := ipv4.Message{Buffers: [][]byte{r.b}, Addr: r.dst}
-			if r.ifIndex > 0 {
-				m.OOB = (&ipv4.ControlMessage{IfIndex: r.ifIndex}).Marshal()
-			}
-			msgs = append(msgs, m)
+		for len(batch) > 0 {
+			n := min(len(batch), batchLen)
+			s.send(pc, batch[:n], msgs)
+			batch = batch[n:]
 		}
-		sent := 0
-		for sent < len(msgs) {
-			n, err := pc.WriteBatch(msgs[sent:], 0)
-			if err != nil {
-				if !errors.Is(err, net.ErrClosed) {
-					r := batch[sent]
-					s.logger().Warn("dhcp: send reply failed", "mac", r.mac.String(), "ip", r.dst.String(), "err", err)
-				}
-				n = max(n, 1) // skip the reply that failed
-				for _, r := range batch[sent : sent+n] {
-					s.count(r.kind, OutcomeError)
-				}
-			} else {
-				for _, r := range batch[sent : sent+n] {
-					s.count(r.kind, r.outcome)
-				}
-			}
-			sent += n
+	}
+}
+
+// send writes one batch of replies with as few sendmmsg calls as it takes,
+// and counts each reply sent or failed.
+func (s *Server) send(pc *ipv4.PacketConn, batch []sending, msgs []ipv4.Message) {
+	msgs = msgs[:0]
+	for _, r := range batch {
+		m := ipv4.Message{Buffers: [][]byte{r.b}, Addr: r.dst}
+		if r.ifIndex > 0 {
+			m.OOB = (&ipv4.ControlMessage{IfIndex: r.ifIndex}).Marshal()
 		}
+		msgs = append(msgs, m)
+	}
+	sent := 0
+	for sent < len(msgs) {
+		n, err := pc.WriteBatch(msgs[sent:], 0)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				r := batch[sent]
+				s.logger().Warn("dhcp: send reply failed", "mac", r.mac.String(), "ip", r.dst.String(), "err", err)
+			}
+			n = max(n, 1) // skip the reply that failed
+			for _, r := range batch[sent : sent+n] {
+				s.count(r.kind, OutcomeError)
+			}
+		} else {
+			for _, r := range batch[sent : sent+n] {
+				s.count(r.kind, r.outcome)
+			}
+		}
+		sent += n
 	}
 }
 
@@ -239,16 +253,32 @@ func (s *Server) count(kind Kind, outcome Outcome) {
 	}
 }
 
-// serveOne decides the answer to one packet and queues it for the writer,
-// which counts it once sent; a packet without an answer is counted here.
-func (s *Server) serveOne(ctx context.Context, j job, port int, replies chan<- sending) {
+// serveBatch answers the packets of one read, in order, and hands their
+// answers to the writer together. The deadline is per batch: a batch is at
+// most batchLen packets, and its store calls are what the deadline bounds.
+func (s *Server) serveBatch(ctx context.Context, js []job, port int, replies chan<- []sending) {
+	ctx, cancel := context.WithTimeout(ctx, packetTimeout)
+	defer cancel()
+	out := make([]sending, 0, len(js))
+	for _, j := range js {
+		if r, ok := s.serveOne(ctx, j, port); ok {
+			out = append(out, r)
+		}
+	}
+	if len(out) > 0 {
+		replies <- out
+	}
+}
+
+// serveOne decides the answer to one packet. The writer counts an answer
+// once it is sent; a packet without one is counted here.
+func (s *Server) serveOne(ctx context.Context, j job, port int) (r sending, queued bool) {
 	kind, outcome := KindOther, OutcomeMalformed
-	queued := false
 	defer func() {
 		// A bug in a decoder or an adapter must cost one packet, not
 		// the server.
-		if r := recover(); r != nil {
-			s.logger().Error("dhcp: panic while handling a packet", "panic", fmt.Sprint(r))
+		if p := recover(); p != nil {
+			s.logger().Error("dhcp: panic while handling a packet", "panic", fmt.Sprint(p))
 			outcome, queued = OutcomeError, false
 		}
 		if !queued {
@@ -263,21 +293,18 @@ func (s *Server) serveOne(ctx context.Context, j job, port int, replies chan<- s
 	req, err := dhcpv4.FromBytes(j.b)
 	if err != nil {
 		s.logger().Debug("dhcp: dropped malformed packet", "peer", peer.String(), "err", err)
-		return
+		return sending{}, false
 	}
-	ctx, cancel := context.WithTimeout(ctx, packetTimeout)
-	defer cancel()
 	var out *outbound
 	out, kind, outcome = s.handle(ctx, inbound{req: req, peer: peer, port: port})
 	if out == nil {
-		return
+		return sending{}, false
 	}
-	r := sending{b: out.reply.ToBytes(), dst: net.UDPAddrFromAddrPort(out.dst), kind: kind, outcome: outcome, mac: req.ClientHWAddr}
+	r = sending{b: out.reply.ToBytes(), dst: net.UDPAddrFromAddrPort(out.dst), kind: kind, outcome: outcome, mac: req.ClientHWAddr}
 	if out.broadcast {
 		r.ifIndex = j.ifIndex
 	}
-	replies <- r
-	queued = true
+	return r, true
 }
 
 func (s *Server) logger() *slog.Logger {

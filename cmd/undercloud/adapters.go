@@ -66,8 +66,12 @@ func (l leases) Offer(ctx context.Context, hw net.HardwareAddr, sn dhcp.Subnet, 
 	if sn.Range == nil {
 		return netip.Addr{}, dhcp.ErrRangeFull
 	}
-	if c, ok := l.offers.get(hw.String(), sn.Site); ok && (!want.IsValid() || want == c.ip) {
-		return c.ip, nil
+	// The address offered a moment ago, or the lease the MAC holds: either
+	// is what the inventory would answer, without the round trip.
+	for _, c := range []*leaseCache{l.offers, l.binds} {
+		if e, ok := c.get(hw.String(), sn.Site); ok && (!want.IsValid() || want == e.ip) {
+			return e.ip, nil
+		}
 	}
 	lease, err := l.db.Allocate(ctx, inventory.LeaseRequest{MAC: sites.MAC(hw.String()), IP: want, Site: sn.Site},
 		sites.Range{Start: sn.Range.First, End: sn.Range.Last})

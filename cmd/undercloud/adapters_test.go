@@ -68,3 +68,36 @@ func TestLeaseCaching(t *testing.T) {
 		t.Fatal("the cache kept a released lease")
 	}
 }
+
+// A client that holds a lease and starts over with a DISCOVER is offered
+// its lease from the cache: the inventory is not asked (here it is closed).
+func TestOfferFromBoundLease(t *testing.T) {
+	ctx := context.Background()
+	db, err := inventory.Open(ctx, filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLeases(db)
+	hw := net.HardwareAddr{0x52, 0x54, 0, 0xaa, 0, 2}
+	ip := netip.MustParseAddr("10.99.0.151")
+	sn := dhcp.Subnet{Site: "lab", Range: &dhcp.Range{First: netip.MustParseAddr("10.99.0.100"), Last: netip.MustParseAddr("10.99.0.200")}}
+	if _, err := l.Commit(ctx, dhcp.Lease{Site: "lab", MAC: hw, IP: ip, Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, want := range []netip.Addr{{}, ip} {
+		if got, err := l.Offer(ctx, hw, sn, want); err != nil || got != ip {
+			t.Errorf("Offer(want %v) = %v, %v; want the bound %v from the cache", want, got, err, ip)
+		}
+	}
+	// Another address, or the same MAC on another site, is the inventory's
+	// to decide.
+	if _, err := l.Offer(ctx, hw, sn, netip.MustParseAddr("10.99.0.160")); err == nil {
+		t.Error("Offer of another address was answered without the inventory")
+	}
+	other := sn
+	other.Site = "second"
+	if _, err := l.Offer(ctx, hw, other, netip.Addr{}); err == nil {
+		t.Error("Offer on another site was answered from the lab's lease")
+	}
+}
