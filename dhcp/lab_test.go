@@ -1,7 +1,6 @@
 package dhcp
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"hash/crc32"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/undercloud/undercloud/testvm/testkit"
 	"golang.org/x/sys/unix"
 )
 
@@ -193,9 +193,9 @@ func (w *tWriter) Write(p []byte) (int, error) {
 }
 
 // start runs a program inside ns and kills it when the test ends.
-func (l *lab) start(t *testing.T, ns string, name string, args ...string) (*exec.Cmd, *syncBuffer) {
+func (l *lab) start(t *testing.T, ns string, name string, args ...string) (*exec.Cmd, *testkit.SyncBuffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -212,24 +212,6 @@ func (l *lab) start(t *testing.T, ns string, name string, args ...string) (*exec
 		<-done
 	})
 	return cmd, out
-}
-
-// syncBuffer collects a program's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // waitFor polls cond until it holds or the timeout passes.

@@ -5,39 +5,22 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/undercloud/undercloud/sites"
+	"github.com/undercloud/undercloud/testvm/testkit"
 )
 
-// clock is a settable time source for DB.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock {
-	return &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newClock returns a settable time source for DB.Now.
+func newClock() *testkit.Clock {
+	return testkit.New(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
 }
 
 // openTest opens a fresh inventory in a temporary directory, on clk if not
 // nil, closed when the test ends.
-func openTest(t testing.TB, clk *clock) *DB {
+func openTest(t testing.TB, clk *testkit.Clock) *DB {
 	t.Helper()
 	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "inventory.db"))
 	if err != nil {

@@ -162,7 +162,7 @@ func TestHTTPTokenChecks(t *testing.T) {
 			}
 		})
 	}
-	e.clock.Add(DefaultTokenTTL + time.Minute)
+	e.clock.Advance(DefaultTokenTTL + time.Minute)
 	if r := curl(t, ign); r.status != 403 {
 		t.Errorf("expired token: %d, want 403", r.status)
 	}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/undercloud/undercloud/testvm/testkit"
 )
 
 const (
@@ -76,19 +78,6 @@ func (f *fakeCallbacks) Heartbeat(_ context.Context, r BootReport) error {
 	return nil
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // bootEnv is a machine-facing HTTP server over a real store, with fakes for
 // what the inventory and the site versions would answer.
 type bootEnv struct {
@@ -99,8 +88,8 @@ type bootEnv struct {
 	callbacks      *fakeCallbacks
 	events         *events
 	metrics        *metrics
-	clock          *clock
-	logs           *syncBuffer
+	clock          *testkit.Clock
+	logs           *testkit.SyncBuffer
 }
 
 func newBootEnv(t *testing.T) *bootEnv {
@@ -111,8 +100,8 @@ func newBootEnv(t *testing.T) *bootEnv {
 		callbacks: &fakeCallbacks{},
 		events:    &events{},
 		metrics:   &metrics{},
-		clock:     &clock{t: time.Now()},
-		logs:      &syncBuffer{},
+		clock:     testkit.New(time.Now()),
+		logs:      &testkit.SyncBuffer{},
 	}
 	store := &Store{Dir: t.TempDir()}
 	src := t.TempDir()

@@ -21,6 +21,7 @@ import (
 	"github.com/undercloud/undercloud/ignition"
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/sites"
+	"github.com/undercloud/undercloud/testvm/testkit"
 )
 
 // The tokens of every test server.
@@ -40,24 +41,6 @@ const (
 	macW1      = sites.MAC("52:54:00:99:00:21") // lab-w1: booting now
 	macUnknown = sites.MAC("52:54:00:99:00:99") // in no config
 )
-
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // trackerSites adapts a real sites.Tracker to Sites, as the composition
 // root does; refreshes run at once, so tests see their result.
@@ -112,7 +95,7 @@ func (v versionStore) RecordVersion(ctx context.Context, site string, ver sites.
 // machine discovered.
 type fixture struct {
 	t        *testing.T
-	clock    *clock
+	clock    *testkit.Clock
 	db       *inventory.DB
 	dbPath   string
 	ro       *sql.DB
@@ -120,28 +103,10 @@ type fixture struct {
 	sites    *trackerSites
 	rebuilds *fakeRebuilds
 	metrics  *Metrics
-	logs     *syncBuffer
+	logs     *testkit.SyncBuffer
 	srv      *Server
 	http     *httptest.Server
 	versions map[string]string // tag -> commit
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // newFixture builds the fixture; edit, if not nil, adjusts the Server
@@ -150,7 +115,7 @@ func newFixture(t *testing.T, edit func(*Server)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	tmp := t.TempDir()
-	f := &fixture{t: t, clock: &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}, logs: &syncBuffer{},
+	f := &fixture{t: t, clock: testkit.New(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)), logs: &testkit.SyncBuffer{},
 		versions: map[string]string{}}
 	var err error
 	if f.repo, err = siterepo.Build(filepath.Join(tmp, "repo"), siterepo.Options{}); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/pxe/power"
 	"github.com/undercloud/undercloud/sites"
+	"github.com/undercloud/undercloud/testvm/testkit"
 )
 
 // The real peers fit the engine's interfaces (the composition root wires
@@ -20,24 +21,6 @@ var (
 	_ Store = (*inventory.DB)(nil)
 	_ Sites = (*sites.Tracker)(nil)
 )
-
-// clock is a settable time source shared by the engine and the inventory.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // fakeSites holds each site's active release.
 type fakeSites struct {
@@ -136,7 +119,7 @@ type fixture struct {
 	ctx   context.Context
 	path  string
 	db    *inventory.DB
-	clk   *clock
+	clk   *testkit.Clock
 	sites *fakeSites
 	bmc   *fakeBMC
 	e     *Engine
@@ -147,7 +130,7 @@ type fixture struct {
 func newFixture(t *testing.T, rel *sites.Release) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ctx: context.Background(), path: filepath.Join(t.TempDir(), "inventory.db"),
-		clk: &clock{t: t0}, sites: &fakeSites{rel: map[string]*sites.Release{}}}
+		clk: testkit.New(t0), sites: &fakeSites{rel: map[string]*sites.Release{}}}
 	f.sites.set(rel)
 	f.open()
 	if err := f.db.DeclareMachines(f.ctx, rel); err != nil {
