@@ -207,10 +207,8 @@ func (s *Server) writeLoop(pc *ipv4.PacketConn, replies <-chan []sending) {
 				break more
 			}
 		}
-		for len(batch) > 0 {
-			n := min(len(batch), batchLen)
-			s.send(pc, batch[:n], msgs)
-			batch = batch[n:]
+		for i := 0; i < len(batch); i += batchLen {
+			s.send(pc, batch[i:min(i+batchLen, len(batch))], msgs)
 		}
 	}
 }

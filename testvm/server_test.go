@@ -203,6 +203,12 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 
 // commitOf resolves a ref of the example repo.
 func commitOf(t testing.TB, repo *siterepo.Repo, ref string) string {
+	_, v := resolve(t, repo, ref)
+	return v.Commit
+}
+
+// resolve fetches a mirror of the example repo and resolves a ref in it.
+func resolve(t testing.TB, repo *siterepo.Repo, ref string) (*sites.Repo, sites.Version) {
 	t.Helper()
 	r := &sites.Repo{URL: repo.Dir, Dir: filepath.Join(t.TempDir(), "mirror")}
 	if err := r.Fetch(context.Background()); err != nil {
@@ -212,21 +218,14 @@ func commitOf(t testing.TB, repo *siterepo.Repo, ref string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v.Commit
+	return r, v
 }
 
 // renderConfig renders a machine's config at a ref exactly as the server
 // would, through the same ignition package.
 func renderConfig(t testing.TB, repo *siterepo.Repo, ref, site, machine string, bootstrapped bool) []byte {
 	t.Helper()
-	r := &sites.Repo{URL: repo.Dir, Dir: filepath.Join(t.TempDir(), "mirror")}
-	if err := r.Fetch(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	v, err := r.Resolve(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, v := resolve(t, repo, ref)
 	files, err := r.Files(v.Commit)
 	if err != nil {
 		t.Fatal(err)

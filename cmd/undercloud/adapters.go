@@ -66,20 +66,21 @@ func (l leases) Offer(ctx context.Context, hw net.HardwareAddr, sn dhcp.Subnet, 
 	if sn.Range == nil {
 		return netip.Addr{}, dhcp.ErrRangeFull
 	}
+	mac := hw.String()
 	// The address offered a moment ago, or the lease the MAC holds: either
 	// is what the inventory would answer, without the round trip.
-	for _, c := range []*leaseCache{l.offers, l.binds} {
-		if e, ok := c.get(hw.String(), sn.Site); ok && (!want.IsValid() || want == e.ip) {
+	for _, c := range [...]*leaseCache{l.offers, l.binds} {
+		if e, ok := c.get(mac, sn.Site); ok && (!want.IsValid() || want == e.ip) {
 			return e.ip, nil
 		}
 	}
-	lease, err := l.db.Allocate(ctx, inventory.LeaseRequest{MAC: sites.MAC(hw.String()), IP: want, Site: sn.Site},
+	lease, err := l.db.Allocate(ctx, inventory.LeaseRequest{MAC: sites.MAC(mac), IP: want, Site: sn.Site},
 		sites.Range{Start: sn.Range.First, End: sn.Range.Last})
 	if errors.Is(err, inventory.ErrRangeFull) {
 		return netip.Addr{}, fmt.Errorf("%w: %v", dhcp.ErrRangeFull, err)
 	}
 	if err == nil {
-		l.offers.put(hw.String(), sn.Site, lease.IP, time.Now().Add(offerHold))
+		l.offers.put(mac, sn.Site, lease.IP, time.Now().Add(offerHold))
 	}
 	return lease.IP, err
 }
