@@ -20,9 +20,8 @@ import (
 // Leases.Commit, and a store that batches commits needs many in flight.
 const DefaultWorkers = 256
 
-// packetTimeout bounds the store calls made for one batch of packets (see
-// serveBatch): clients retransmit after about 4 s, so a later answer would
-// be for nobody.
+// packetTimeout bounds the store calls made for one packet: clients
+// retransmit after about 4 s, so a later answer would be for nobody.
 const packetTimeout = 10 * time.Second
 
 // maxPacket is the receive buffer; DHCP messages fit in one Ethernet frame.
@@ -90,20 +89,18 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	// many goroutines reading one socket contend for it on every packet,
 	// and a single reader and writer can move packets in batches
 	// (recvmmsg, sendmmsg) -- a group commit releases hundreds of ACKs at
-	// once. What one recvmmsg returns goes to one worker, and its answers
-	// to the writer together: under load, waking a goroutine per packet
-	// costs more than deciding the answer.
+	// once.
 	n := s.Workers
 	if n <= 0 {
 		n = DefaultWorkers
 	}
-	jobs := make(chan []job, queueLen)
-	replies := make(chan []sending, queueLen)
+	jobs := make(chan job, queueLen)
+	replies := make(chan sending, queueLen)
 	var workers sync.WaitGroup
 	for range n {
 		workers.Go(func() {
-			for js := range jobs {
-				s.serveBatch(ctx, js, port, replies)
+			for j := range jobs {
+				s.serveOne(ctx, j, port, replies)
 			}
 		})
 	}
@@ -137,10 +134,10 @@ func (s *Server) check() error {
 	return nil
 }
 
-// queueLen bounds the batches waiting for a worker and the batches of
-// replies waiting to be sent; beyond it the reader waits and the socket
-// buffer takes the burst.
-const queueLen = 1024
+// queueLen bounds the packets waiting for a worker and the replies waiting
+// to be sent; beyond it the reader waits and the socket buffer takes the
+// burst.
+const queueLen = 4096
 
 // batchLen is how many packets one recvmmsg or sendmmsg moves at most.
 const batchLen = 64
@@ -162,9 +159,9 @@ type sending struct {
 	mac     net.HardwareAddr
 }
 
-// readLoop reads packets in batches and hands each batch to a worker until
+// readLoop reads packets in batches and hands them to the workers until
 // the socket closes.
-func (s *Server) readLoop(pc *ipv4.PacketConn, jobs chan<- []job, port int) error {
+func (s *Server) readLoop(pc *ipv4.PacketConn, jobs chan<- job, port int) error {
 	msgs := make([]ipv4.Message, batchLen)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, maxPacket)}
@@ -176,72 +173,63 @@ func (s *Server) readLoop(pc *ipv4.PacketConn, jobs chan<- []job, port int) erro
 		if err != nil {
 			return fmt.Errorf("dhcp: read udp port %d: %w", port, err)
 		}
-		js := make([]job, n)
 		for i := range n {
 			m := &msgs[i]
-			js[i] = job{b: append([]byte(nil), m.Buffers[0][:m.N]...), src: m.Addr}
+			j := job{b: append([]byte(nil), m.Buffers[0][:m.N]...), src: m.Addr}
 			if cm.Parse(m.OOB[:m.NN]) == nil {
-				js[i].ifIndex = cm.IfIndex
+				j.ifIndex = cm.IfIndex
 			}
+			jobs <- j
 		}
-		jobs <- js
 	}
 }
 
 // writeLoop sends replies, as many at once as are waiting, until replies
 // is closed.
-func (s *Server) writeLoop(pc *ipv4.PacketConn, replies <-chan []sending) {
-	var batch []sending
+func (s *Server) writeLoop(pc *ipv4.PacketConn, replies <-chan sending) {
+	batch := make([]sending, 0, batchLen)
 	msgs := make([]ipv4.Message, 0, batchLen)
-	for rs := range replies {
-		batch = append(batch[:0], rs...)
+	for r := range replies {
+		batch = append(batch[:0], r)
 	more:
 		for len(batch) < batchLen {
 			select {
-			case rs, ok := <-replies:
+			case r, ok := <-replies:
 				if !ok {
 					break more
 				}
-				batch = append(batch, rs...)
+				batch = append(batch, r)
 			default:
 				break more
 			}
 		}
-		for i := 0; i < len(batch); i += batchLen {
-			s.send(pc, batch[i:min(i+batchLen, len(batch))], msgs)
-		}
-	}
-}
-
-// send writes one batch of replies with as few sendmmsg calls as it takes,
-// and counts each reply sent or failed.
-func (s *Server) send(pc *ipv4.PacketConn, batch []sending, msgs []ipv4.Message) {
-	msgs = msgs[:0]
-	for _, r := range batch {
-		m := ipv4.Message{Buffers: [][]byte{r.b}, Addr: r.dst}
-		if r.ifIndex > 0 {
-			m.OOB = (&ipv4.ControlMessage{IfIndex: r.ifIndex}).Marshal()
-		}
-		msgs = append(msgs, m)
-	}
-	sent := 0
-	for sent < len(msgs) {
-		n, err := pc.WriteBatch(msgs[sent:], 0)
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				r := batch[sent]
-				s.logger().Warn("dhcp: send reply failed", "mac", r.mac.String(), "ip", r.dst.String(), "err", err)
+		msgs = msgs[:0]
+		for _, r := range batch {
+			m := ipv4.Message{Buffers: [][]byte{r.b}, Addr: r.dst}
+			if r.ifIndex > 0 {
+				m.OOB = (&ipv4.ControlMessage{IfIndex: r.ifIndex}).Marshal()
 			}
-			n = max(n, 1) // skip the reply that failed
-			for _, r := range batch[sent : sent+n] {
-				s.count(r.kind, OutcomeError)
-			}
-		} else {
-			for _, r := range batch[sent : sent+n] {
-				s.count(r.kind, r.outcome)
-			}
+			msgs = append(msgs, m)
 		}
-		sent += n
+		sent := 0
+		for sent < len(msgs) {
+			n, err := pc.WriteBatch(msgs[sent:], 0)
+			if err != nil {
+				if !errors.Is(err, net.ErrClosed) {
+					r := batch[sent]
+					s.logger().Warn("dhcp: send reply failed", "mac", r.mac.String(), "ip", r.dst.String(), "err", err)
+				}
+				n = max(n, 1) // skip the reply that failed
+				for _, r := range batch[sent : sent+n] {
+					s.count(r.kind, OutcomeError)
+				}
+			} else {
+				for _, r := range batch[sent : sent+n] {
+					s.count(r.kind, r.outcome)
+				}
+			}
+			sent += n
+		}
 	}
 }
 
@@ -251,32 +239,16 @@ func (s *Server) count(kind Kind, outcome Outcome) {
 	}
 }
 
-// serveBatch answers the packets of one read, in order, and hands their
-// answers to the writer together. The deadline is per batch: a batch is at
-// most batchLen packets, and its store calls are what the deadline bounds.
-func (s *Server) serveBatch(ctx context.Context, js []job, port int, replies chan<- []sending) {
-	ctx, cancel := context.WithTimeout(ctx, packetTimeout)
-	defer cancel()
-	out := make([]sending, 0, len(js))
-	for _, j := range js {
-		if r, ok := s.serveOne(ctx, j, port); ok {
-			out = append(out, r)
-		}
-	}
-	if len(out) > 0 {
-		replies <- out
-	}
-}
-
-// serveOne decides the answer to one packet. The writer counts an answer
-// once it is sent; a packet without one is counted here.
-func (s *Server) serveOne(ctx context.Context, j job, port int) (r sending, queued bool) {
+// serveOne decides the answer to one packet and queues it for the writer,
+// which counts it once sent; a packet without an answer is counted here.
+func (s *Server) serveOne(ctx context.Context, j job, port int, replies chan<- sending) {
 	kind, outcome := KindOther, OutcomeMalformed
+	queued := false
 	defer func() {
 		// A bug in a decoder or an adapter must cost one packet, not
 		// the server.
-		if p := recover(); p != nil {
-			s.logger().Error("dhcp: panic while handling a packet", "panic", fmt.Sprint(p))
+		if r := recover(); r != nil {
+			s.logger().Error("dhcp: panic while handling a packet", "panic", fmt.Sprint(r))
 			outcome, queued = OutcomeError, false
 		}
 		if !queued {
@@ -291,18 +263,21 @@ func (s *Server) serveOne(ctx context.Context, j job, port int) (r sending, queu
 	req, err := dhcpv4.FromBytes(j.b)
 	if err != nil {
 		s.logger().Debug("dhcp: dropped malformed packet", "peer", peer.String(), "err", err)
-		return sending{}, false
+		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, packetTimeout)
+	defer cancel()
 	var out *outbound
 	out, kind, outcome = s.handle(ctx, inbound{req: req, peer: peer, port: port})
 	if out == nil {
-		return sending{}, false
+		return
 	}
-	r = sending{b: out.reply.ToBytes(), dst: net.UDPAddrFromAddrPort(out.dst), kind: kind, outcome: outcome, mac: req.ClientHWAddr}
+	r := sending{b: out.reply.ToBytes(), dst: net.UDPAddrFromAddrPort(out.dst), kind: kind, outcome: outcome, mac: req.ClientHWAddr}
 	if out.broadcast {
 		r.ifIndex = j.ifIndex
 	}
-	return r, true
+	replies <- r
+	queued = true
 }
 
 func (s *Server) logger() *slog.Logger {
