@@ -15,6 +15,9 @@
 //
 // Packet encoding is github.com/insomniacslk/dhcp/dhcpv4. Its server4 loop is
 // not used: it sets SO_REUSEPORT (so two servers can silently share port 67),
-// spawns a goroutine per packet and does not reply to relays. Serve runs a
-// fixed pool of workers on a socket opened by Listen without SO_REUSEPORT.
+// spawns a goroutine per packet and does not reply to relays. Serve reads a
+// socket opened by Listen without SO_REUSEPORT: it answers on the reading
+// goroutine what needs no store write (known machines, and leases the store
+// answers from memory, LeaseCache), and hands the rest to a fixed pool of
+// workers, which wait for lease commits in parallel.
 package dhcp

@@ -17,6 +17,10 @@ type inbound struct {
 	req  *dhcpv4.DHCPv4
 	peer netip.AddrPort // source of the datagram
 	port int            // local port it came to: ServerPort or ProxyPort
+	// fromMemory asks for an answer only if the lease store can give it
+	// without waiting (see fastLeases); otherwise handle returns
+	// outcomeDeferred, having recorded and logged nothing.
+	fromMemory bool
 }
 
 // outbound is the reply to send, if any.
@@ -33,7 +37,11 @@ type exchange struct {
 	boot   Boot
 	subnet Subnet
 	log    plog
+	leases Leases  // s.Leases, or its memory-only view (inbound.fromMemory)
+	events []Event // recorded once the answer is decided, not if deferred
 }
+
+func (x *exchange) record(e Event) { x.events = append(x.events, e) }
 
 // plog logs about one packet. It keeps the packet's keys and adds them only
 // when a record is written: at thousands of packets a second, building a
@@ -112,11 +120,18 @@ func (s *Server) handle(ctx context.Context, in inbound) (*outbound, Kind, Outco
 		boot:   Classify(req),
 		subnet: sn,
 		log:    log.with("site", sn.Site),
+		leases: s.Leases,
+	}
+	if in.fromMemory && s.Leases != nil {
+		x.leases = fastLeases{s.Leases}
 	}
 	if gi := addr(req.GatewayIPAddr); gi.IsValid() {
 		x.log = x.log.with("relay", gi.String())
 	}
 
+	if in.fromMemory && s.Leases != nil && (kind == KindRelease || kind == KindDecline) {
+		return nil, kind, outcomeDeferred // they always change the store
+	}
 	var a *answer
 	var outcome Outcome
 	switch {
@@ -134,6 +149,12 @@ func (s *Server) handle(ctx context.Context, in inbound) (*outbound, Kind, Outco
 		outcome = s.decline(ctx, x)
 	case kind == KindInform:
 		a, outcome = s.inform(x)
+	}
+	if outcome == outcomeDeferred {
+		return nil, kind, outcome
+	}
+	for _, e := range x.events {
+		s.record(e)
 	}
 	if a == nil {
 		return nil, kind, outcome
@@ -167,7 +188,7 @@ func (s *Server) discover(ctx context.Context, x *exchange) (*answer, Outcome) {
 	res, known := s.Plan.Reservation(x.mac)
 	ev := s.event(x, KindDiscover, netip.Addr{})
 	ev.Known, ev.Hostname = known, res.Hostname
-	s.record(ev)
+	x.record(ev)
 
 	var ip netip.Addr
 	switch {
@@ -181,7 +202,10 @@ func (s *Server) discover(ctx context.Context, x *exchange) (*answer, Outcome) {
 		return nil, OutcomeIgnored
 	default:
 		var err error
-		ip, err = s.Leases.Offer(ctx, x.mac, sn, addr(x.req.RequestedIPAddress()))
+		ip, err = x.leases.Offer(ctx, x.mac, sn, addr(x.req.RequestedIPAddress()))
+		if errors.Is(err, errDeferred) {
+			return nil, outcomeDeferred
+		}
 		if errors.Is(err, ErrRangeFull) {
 			x.log.Warn("dhcp: no offer: the dynamic range is full")
 			return nil, OutcomeIgnored
@@ -199,7 +223,7 @@ func (s *Server) discover(ctx context.Context, x *exchange) (*answer, Outcome) {
 	s.logBoot(x, "dhcp: offer", ip, known)
 	ev = s.event(x, KindOffer, ip)
 	ev.Known, ev.Hostname, ev.File = known, res.Hostname, s.fileFor(x.boot)
-	s.record(ev)
+	x.record(ev)
 	return a, OutcomeReply
 }
 
@@ -232,7 +256,7 @@ func (s *Server) request(ctx context.Context, x *exchange) (*answer, Outcome) {
 	res, known := s.Plan.Reservation(x.mac)
 	ev := s.event(x, KindRequest, requested)
 	ev.Known, ev.Hostname = known, res.Hostname
-	s.record(ev)
+	x.record(ev)
 
 	var want netip.Addr
 	switch {
@@ -247,7 +271,10 @@ func (s *Server) request(ctx context.Context, x *exchange) (*answer, Outcome) {
 		return nil, OutcomeIgnored
 	default:
 		var err error
-		want, err = s.Leases.Offer(ctx, x.mac, sn, requested)
+		want, err = x.leases.Offer(ctx, x.mac, sn, requested)
+		if errors.Is(err, errDeferred) {
+			return nil, outcomeDeferred
+		}
 		if errors.Is(err, ErrRangeFull) {
 			return s.nak(x, requested, known, "requested address is not available")
 		}
@@ -264,7 +291,9 @@ func (s *Server) request(ctx context.Context, x *exchange) (*answer, Outcome) {
 	expires := lease.Expires
 	if s.Leases != nil {
 		var err error
-		if expires, err = s.Leases.Commit(ctx, lease); errors.Is(err, ErrConflict) {
+		if expires, err = x.leases.Commit(ctx, lease); errors.Is(err, errDeferred) {
+			return nil, outcomeDeferred
+		} else if errors.Is(err, ErrConflict) {
 			return s.nak(x, requested, known, "requested address is held by another machine")
 		} else if err != nil {
 			// No ACK without a durable lease; the client retries.
@@ -281,7 +310,7 @@ func (s *Server) request(ctx context.Context, x *exchange) (*answer, Outcome) {
 	s.logBoot(x, "dhcp: ack", want, known)
 	ev = s.event(x, KindAck, want)
 	ev.Known, ev.Hostname, ev.File = known, res.Hostname, s.fileFor(x.boot)
-	s.record(ev)
+	x.record(ev)
 	return a, OutcomeReply
 }
 
@@ -289,7 +318,7 @@ func (s *Server) nak(x *exchange, requested netip.Addr, known bool, reason strin
 	x.log.Info("dhcp: nak", "ip", requested.String(), "reason", reason)
 	ev := s.event(x, KindNak, requested)
 	ev.Known, ev.Reason = known, reason
-	s.record(ev)
+	x.record(ev)
 	return &answer{kind: dhcpv4.MessageTypeNak, message: reason}, OutcomeNak
 }
 
@@ -299,9 +328,9 @@ func (s *Server) release(ctx context.Context, x *exchange) Outcome {
 		x.log.Debug("dhcp: ignored: release not for us")
 		return OutcomeIgnored
 	}
-	s.record(s.event(x, KindRelease, ip))
+	x.record(s.event(x, KindRelease, ip))
 	if s.Leases != nil {
-		if err := s.Leases.Release(ctx, x.mac, ip); err != nil {
+		if err := x.leases.Release(ctx, x.mac, ip); err != nil {
 			x.log.Error("dhcp: release failed", "ip", ip.String(), "err", err)
 			return OutcomeError
 		}
@@ -316,12 +345,12 @@ func (s *Server) decline(ctx context.Context, x *exchange) Outcome {
 		x.log.Debug("dhcp: ignored: decline not for us")
 		return OutcomeIgnored
 	}
-	s.record(s.event(x, KindDecline, ip))
+	x.record(s.event(x, KindDecline, ip))
 	// Another host answers ARP for an address we gave: a static address
 	// inside the plan, or a second DHCP server.
 	x.log.Warn("dhcp: decline: the client found its address in use", "ip", ip.String())
 	if s.Leases != nil {
-		if err := s.Leases.Decline(ctx, x.mac, ip); err != nil {
+		if err := x.leases.Decline(ctx, x.mac, ip); err != nil {
 			x.log.Error("dhcp: decline failed", "ip", ip.String(), "err", err)
 			return OutcomeError
 		}
@@ -338,14 +367,14 @@ func (s *Server) inform(x *exchange) (*answer, Outcome) {
 	res, known := s.Plan.Reservation(x.mac)
 	ev := s.event(x, KindInform, ci)
 	ev.Known, ev.Hostname = known, res.Hostname
-	s.record(ev)
+	x.record(ev)
 	// RFC 2131 3.4: configuration only, no yiaddr and no lease time.
 	sn := x.subnet
 	a := &answer{kind: dhcpv4.MessageTypeAck, subnet: &sn, hostname: res.Hostname, boot: x.boot}
 	s.logBoot(x, "dhcp: ack to inform", ci, known)
 	ev = s.event(x, KindAck, ci)
 	ev.Known, ev.Hostname, ev.File = known, res.Hostname, s.fileFor(x.boot)
-	s.record(ev)
+	x.record(ev)
 	return a, OutcomeReply
 }
 
@@ -359,7 +388,7 @@ func (s *Server) proxyOffer(x *exchange, kind Kind) (*answer, Outcome) {
 	ev := s.event(x, kind, netip.Addr{})
 	ev.Proxy = true
 	_, ev.Known = s.Plan.Reservation(x.mac)
-	s.record(ev)
+	x.record(ev)
 	t, out := dhcpv4.MessageTypeOffer, KindOffer
 	if kind == KindRequest {
 		t, out = dhcpv4.MessageTypeAck, KindAck
@@ -367,7 +396,7 @@ func (s *Server) proxyOffer(x *exchange, kind Kind) (*answer, Outcome) {
 	a := &answer{kind: t, boot: x.boot, proxy: true}
 	s.logBoot(x, "dhcp: proxy "+string(out), netip.Addr{}, ev.Known)
 	ev.Kind, ev.File = out, s.fileFor(x.boot)
-	s.record(ev)
+	x.record(ev)
 	return a, OutcomeReply
 }
 

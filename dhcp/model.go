@@ -110,6 +110,48 @@ type Leases interface {
 	Decline(ctx context.Context, mac net.HardwareAddr, ip netip.Addr) error
 }
 
+// LeaseCache is implemented by a Leases that can answer some calls from
+// memory: a machine asking again for the lease it holds (lease caching),
+// or the REQUEST right after its OFFER. The server tries these first on the
+// goroutine that reads the socket, and sends a reply at once when they
+// answer; only the packets that need the store go to the workers, which
+// may wait for a commit. Both must return at once, without I/O.
+type LeaseCache interface {
+	// CachedOffer is Offer's answer when it needs no store access.
+	CachedOffer(mac net.HardwareAddr, sn Subnet, want netip.Addr) (netip.Addr, bool)
+	// CachedCommit is Commit's answer when it needs no write: the lease
+	// l asks for is held already, and expires at the time returned.
+	CachedCommit(l Lease) (expires time.Time, ok bool)
+}
+
+// errDeferred is fastLeases' answer to a call that needs the store.
+var errDeferred = errors.New("dhcp: needs the lease store")
+
+// fastLeases is the Leases the reading goroutine uses: what the cache
+// knows, and errDeferred for everything else.
+type fastLeases struct{ Leases }
+
+func (f fastLeases) Offer(_ context.Context, mac net.HardwareAddr, sn Subnet, want netip.Addr) (netip.Addr, error) {
+	if c, ok := f.Leases.(LeaseCache); ok {
+		if ip, ok := c.CachedOffer(mac, sn, want); ok {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, errDeferred
+}
+
+func (f fastLeases) Commit(_ context.Context, l Lease) (time.Time, error) {
+	if c, ok := f.Leases.(LeaseCache); ok {
+		if exp, ok := c.CachedCommit(l); ok {
+			return exp, nil
+		}
+	}
+	return time.Time{}, errDeferred
+}
+
+func (fastLeases) Release(context.Context, net.HardwareAddr, netip.Addr) error { return errDeferred }
+func (fastLeases) Decline(context.Context, net.HardwareAddr, netip.Addr) error { return errDeferred }
+
 // Kind is the kind of a boot event: the DHCP message received or sent.
 type Kind string
 
@@ -169,6 +211,10 @@ const (
 	OutcomeIgnored   Outcome = "ignored"   // not for us, or nothing to give
 	OutcomeMalformed Outcome = "malformed" // could not be parsed
 	OutcomeError     Outcome = "error"     // the store or the socket failed
+
+	// outcomeDeferred: the reading goroutine could not answer from memory
+	// and hands the packet to a worker (never counted).
+	outcomeDeferred Outcome = "deferred"
 )
 
 // Metrics is told about every packet, so that the web package can export

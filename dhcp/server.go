@@ -85,11 +85,14 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	// One goroutine reads, one writes, and the workers in between decide:
-	// many goroutines reading one socket contend for it on every packet,
-	// and a single reader and writer can move packets in batches
-	// (recvmmsg, sendmmsg) -- a group commit releases hundreds of ACKs at
-	// once.
+	// One goroutine reads, in batches (recvmmsg): many goroutines reading
+	// one socket contend for it on every packet. It answers what it can
+	// from memory itself and sends those replies in one sendmmsg: a
+	// machine asking again for its lease, or any packet of a known
+	// machine, costs no hand-off between goroutines. A packet that needs
+	// the lease store goes to a worker, which may wait for a group commit
+	// while the others go on; their replies leave through one writer, in
+	// batches too -- a group commit releases hundreds of ACKs at once.
 	n := s.Workers
 	if n <= 0 {
 		n = DefaultWorkers
@@ -100,7 +103,9 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	for range n {
 		workers.Go(func() {
 			for j := range jobs {
-				s.serveOne(ctx, j, port, replies)
+				if r, _ := s.serveOne(ctx, j, port, false); r != nil {
+					replies <- *r
+				}
 			}
 		})
 	}
@@ -109,7 +114,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		s.writeLoop(pc, replies)
 		close(written)
 	}()
-	err := s.readLoop(pc, jobs, port)
+	err := s.readLoop(ctx, pc, jobs, port)
 	close(jobs)
 	workers.Wait()
 	close(replies)
@@ -159,15 +164,17 @@ type sending struct {
 	mac     net.HardwareAddr
 }
 
-// readLoop reads packets in batches and hands them to the workers until
-// the socket closes.
-func (s *Server) readLoop(pc *ipv4.PacketConn, jobs chan<- job, port int) error {
+// readLoop reads packets in batches until the socket closes. It answers
+// from memory what it can, sending those replies once the batch is done,
+// and hands the other packets to the workers.
+func (s *Server) readLoop(ctx context.Context, pc *ipv4.PacketConn, jobs chan<- job, port int) error {
 	msgs := make([]ipv4.Message, batchLen)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, maxPacket)}
 		msgs[i].OOB = ipv4.NewControlMessage(ipv4.FlagInterface)
 	}
 	var cm ipv4.ControlMessage
+	out := newSender(s, pc)
 	for {
 		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
@@ -175,62 +182,101 @@ func (s *Server) readLoop(pc *ipv4.PacketConn, jobs chan<- job, port int) error 
 		}
 		for i := range n {
 			m := &msgs[i]
+			// A copy: the next read reuses the buffer, and what is parsed
+			// from the packet (the MAC, options) may point into it.
 			j := job{b: append([]byte(nil), m.Buffers[0][:m.N]...), src: m.Addr}
 			if cm.Parse(m.OOB[:m.NN]) == nil {
 				j.ifIndex = cm.IfIndex
 			}
-			jobs <- j
+			r, done := s.serveOne(ctx, j, port, true)
+			switch {
+			case r != nil:
+				out.add(*r)
+			case !done:
+				jobs <- j
+			}
 		}
+		out.flush()
 	}
 }
 
-// writeLoop sends replies, as many at once as are waiting, until replies
-// is closed.
+// writeLoop sends the workers' replies, as many at once as are waiting,
+// until replies is closed.
 func (s *Server) writeLoop(pc *ipv4.PacketConn, replies <-chan sending) {
-	batch := make([]sending, 0, batchLen)
-	msgs := make([]ipv4.Message, 0, batchLen)
+	out := newSender(s, pc)
 	for r := range replies {
-		batch = append(batch[:0], r)
+		out.add(r)
 	more:
-		for len(batch) < batchLen {
+		for len(out.batch) < batchLen {
 			select {
 			case r, ok := <-replies:
 				if !ok {
 					break more
 				}
-				batch = append(batch, r)
+				out.add(r)
 			default:
 				break more
 			}
 		}
-		msgs = msgs[:0]
-		for _, r := range batch {
-			m := ipv4.Message{Buffers: [][]byte{r.b}, Addr: r.dst}
-			if r.ifIndex > 0 {
-				m.OOB = (&ipv4.ControlMessage{IfIndex: r.ifIndex}).Marshal()
-			}
-			msgs = append(msgs, m)
-		}
-		sent := 0
-		for sent < len(msgs) {
-			n, err := pc.WriteBatch(msgs[sent:], 0)
-			if err != nil {
-				if !errors.Is(err, net.ErrClosed) {
-					r := batch[sent]
-					s.logger().Warn("dhcp: send reply failed", "mac", r.mac.String(), "ip", r.dst.String(), "err", err)
-				}
-				n = max(n, 1) // skip the reply that failed
-				for _, r := range batch[sent : sent+n] {
-					s.count(r.kind, OutcomeError)
-				}
-			} else {
-				for _, r := range batch[sent : sent+n] {
-					s.count(r.kind, r.outcome)
-				}
-			}
-			sent += n
-		}
+		out.flush()
 	}
+}
+
+// sender sends replies in batches (sendmmsg) and counts them once sent.
+// Each goroutine that sends has its own.
+type sender struct {
+	s     *Server
+	pc    *ipv4.PacketConn
+	batch []sending
+	msgs  []ipv4.Message
+}
+
+func newSender(s *Server, pc *ipv4.PacketConn) *sender {
+	return &sender{s: s, pc: pc, batch: make([]sending, 0, batchLen), msgs: make([]ipv4.Message, 0, batchLen)}
+}
+
+// add queues r, sending the batch first when it is full.
+func (o *sender) add(r sending) {
+	if len(o.batch) == batchLen {
+		o.flush()
+	}
+	o.batch = append(o.batch, r)
+}
+
+// flush sends the queued replies.
+func (o *sender) flush() {
+	if len(o.batch) == 0 {
+		return
+	}
+	o.msgs = o.msgs[:0]
+	for _, r := range o.batch {
+		m := ipv4.Message{Buffers: [][]byte{r.b}, Addr: r.dst}
+		if r.ifIndex > 0 {
+			m.OOB = (&ipv4.ControlMessage{IfIndex: r.ifIndex}).Marshal()
+		}
+		o.msgs = append(o.msgs, m)
+	}
+	sent := 0
+	for sent < len(o.msgs) {
+		n, err := o.pc.WriteBatch(o.msgs[sent:], 0)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				r := o.batch[sent]
+				o.s.logger().Warn("dhcp: send reply failed", "mac", r.mac.String(), "ip", r.dst.String(), "err", err)
+			}
+			n = max(n, 1) // skip the reply that failed
+			for _, r := range o.batch[sent : sent+n] {
+				o.s.count(r.kind, OutcomeError)
+			}
+		} else {
+			for _, r := range o.batch[sent : sent+n] {
+				o.s.count(r.kind, r.outcome)
+			}
+		}
+		sent += n
+	}
+	clear(o.batch) // drop the reply buffers
+	o.batch = o.batch[:0]
 }
 
 func (s *Server) count(kind Kind, outcome Outcome) {
@@ -239,19 +285,21 @@ func (s *Server) count(kind Kind, outcome Outcome) {
 	}
 }
 
-// serveOne decides the answer to one packet and queues it for the writer,
-// which counts it once sent; a packet without an answer is counted here.
-func (s *Server) serveOne(ctx context.Context, j job, port int, replies chan<- sending) {
+// serveOne decides the answer to one packet. It returns the reply to send,
+// which the sender counts once sent, or nil, having counted the packet.
+// fromMemory asks for an answer only if the lease store can give it at
+// once: done is false when it cannot, and the packet, neither answered
+// nor counted, is for a worker.
+func (s *Server) serveOne(ctx context.Context, j job, port int, fromMemory bool) (r *sending, done bool) {
 	kind, outcome := KindOther, OutcomeMalformed
-	queued := false
 	defer func() {
 		// A bug in a decoder or an adapter must cost one packet, not
 		// the server.
-		if r := recover(); r != nil {
-			s.logger().Error("dhcp: panic while handling a packet", "panic", fmt.Sprint(r))
-			outcome, queued = OutcomeError, false
+		if p := recover(); p != nil {
+			s.logger().Error("dhcp: panic while handling a packet", "panic", fmt.Sprint(p))
+			r, done, outcome = nil, true, OutcomeError
 		}
-		if !queued {
+		if r == nil && done {
 			s.count(kind, outcome)
 		}
 	}()
@@ -263,21 +311,26 @@ func (s *Server) serveOne(ctx context.Context, j job, port int, replies chan<- s
 	req, err := dhcpv4.FromBytes(j.b)
 	if err != nil {
 		s.logger().Debug("dhcp: dropped malformed packet", "peer", peer.String(), "err", err)
-		return
+		return nil, true
 	}
-	ctx, cancel := context.WithTimeout(ctx, packetTimeout)
-	defer cancel()
+	if !fromMemory {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, packetTimeout)
+		defer cancel()
+	}
 	var out *outbound
-	out, kind, outcome = s.handle(ctx, inbound{req: req, peer: peer, port: port})
-	if out == nil {
-		return
+	out, kind, outcome = s.handle(ctx, inbound{req: req, peer: peer, port: port, fromMemory: fromMemory})
+	if outcome == outcomeDeferred {
+		return nil, false
 	}
-	r := sending{b: out.reply.ToBytes(), dst: net.UDPAddrFromAddrPort(out.dst), kind: kind, outcome: outcome, mac: req.ClientHWAddr}
+	if out == nil {
+		return nil, true
+	}
+	r = &sending{b: out.reply.ToBytes(), dst: net.UDPAddrFromAddrPort(out.dst), kind: kind, outcome: outcome, mac: req.ClientHWAddr}
 	if out.broadcast {
 		r.ifIndex = j.ifIndex
 	}
-	replies <- r
-	queued = true
+	return r, true
 }
 
 func (s *Server) logger() *slog.Logger {

@@ -89,7 +89,8 @@ type DB struct {
 	write *sql.DB
 	w     *writer
 	ckpt  *checkpointer
-	alloc allocator // touched only inside write transactions
+	alloc allocator    // touched only inside write transactions
+	seen  machineCache // likewise
 	rec   recorder
 
 	closed atomic.Bool
@@ -126,7 +127,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// BEGIN, so a second process touching the file waits in busy_timeout
 	// instead of failing when a read transaction upgrades.
 	// wal_autocheckpoint(0): the checkpointer does it, off the commit path.
-	write, err := sql.Open("sqlite", dsn(path, pragmas+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)"))
+	// cache_size(-32768): 32 MiB of pages for the writer, so a batch of
+	// thousands of boot events does not spill dirty pages to the WAL before
+	// its commit (SQLite's default is 2 MiB).
+	write, err := sql.Open("sqlite", dsn(path, pragmas+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-32768)"))
 	if err != nil {
 		return nil, fmt.Errorf("open inventory %s: %w", path, err)
 	}

@@ -55,6 +55,7 @@ func (db *DB) DeclareMachines(ctx context.Context, rel *sites.Release) error {
 		image = rel.Image.Name
 	}
 	err := db.do(ctx, func(t *tx) error {
+		t.db().seen.reset() // rewrites the state and site of many machines
 		// Undeclare the whole site first, so that machines swapping names
 		// between versions never collide on the unique name.
 		if _, err := t.exec(`UPDATE machines SET discovered = 1, role = '', desired_version = '',
@@ -97,6 +98,7 @@ type Observation struct {
 // seen are updated, never the declared ones.
 func (db *DB) Observe(ctx context.Context, o Observation) error {
 	err := db.do(ctx, func(t *tx) error {
+		t.db().seen.forget(o.MAC)
 		now := fmtTime(t.db().now())
 		_, err := t.exec(`INSERT INTO machines (mac, site, state, uuid, serial, arch, vendor_class, last_ip, first_seen, last_seen, discovered)
 			VALUES (?, ?, 'discovered', ?, ?, ?, ?, ?, ?, ?, 1)

@@ -298,6 +298,7 @@ func (t *tx) recordTransition(r Rebuild) error {
 // state is not a boot step's doing (nextState never reaches it); the
 // machine's next boot steps move it on.
 func (t *tx) setMachineFailed(mac sites.MAC) error {
+	t.db().seen.forget(mac)
 	_, err := t.exec(`UPDATE machines SET state = ? WHERE mac = ?`, string(StateFailed), string(mac))
 	if err != nil {
 		return fmt.Errorf("mark machine %s failed: %w", mac, err)

@@ -128,13 +128,22 @@ type machineRow struct {
 	discovered          bool
 }
 
-// machineRows reads the rows of macs, eventsPerInsert at a time; a MAC
-// without a row is absent from the map.
+// machineRows returns the rows of macs, from the writer's cache when it
+// has them, else read eventsPerInsert at a time; a MAC without a row is
+// absent from the map.
 func (t *tx) machineRows(macs []sites.MAC) (map[sites.MAC]*machineRow, error) {
 	out := make(map[sites.MAC]*machineRow, len(macs))
-	for len(macs) > 0 {
-		chunk := macs[:min(len(macs), eventsPerInsert)]
-		macs = macs[len(chunk):]
+	var missing []sites.MAC
+	for _, m := range macs {
+		if r, ok := t.db().seen.get(m); ok {
+			out[m] = &r
+		} else {
+			missing = append(missing, m)
+		}
+	}
+	for len(missing) > 0 {
+		chunk := missing[:min(len(missing), eventsPerInsert)]
+		missing = missing[len(chunk):]
 		args := make([]any, len(chunk))
 		for i, m := range chunk {
 			args[i] = string(m)
@@ -162,6 +171,37 @@ func (t *tx) machineRows(macs []sites.MAC) (map[sites.MAC]*machineRow, error) {
 	}
 	return out, nil
 }
+
+// machineCache keeps, for the writer, the machine rows storeEvents read or
+// wrote: a datacenter's machines send a burst of packets each, and every
+// batch of their events would otherwise read each of their rows again.
+// Only the writer goroutine touches it, inside write transactions. Every
+// other write to those columns forgets the rows it changes, and a write or
+// transaction that rolls back forgets them all, so a cached row is always
+// what the database holds.
+type machineCache struct {
+	rows map[sites.MAC]machineRow
+}
+
+// machineCacheMax bounds the cache; when full it starts again empty (a miss
+// costs one read).
+const machineCacheMax = 100000
+
+func (c *machineCache) get(mac sites.MAC) (machineRow, bool) {
+	r, ok := c.rows[mac]
+	return r, ok
+}
+
+func (c *machineCache) put(mac sites.MAC, r machineRow) {
+	if c.rows == nil || len(c.rows) >= machineCacheMax {
+		c.rows = make(map[sites.MAC]machineRow)
+	}
+	c.rows[mac] = r
+}
+
+func (c *machineCache) forget(mac sites.MAC) { delete(c.rows, mac) }
+
+func (c *machineCache) reset() { clear(c.rows) }
 
 // eventsPerInsert is how many events one INSERT stores: a statement per
 // event cost more than the rows themselves when a datacenter boots at once.
@@ -229,43 +269,56 @@ func (c *machineChange) state(from State) State {
 // (same state) rewrites no index entry of machines.
 func (t *tx) applyChange(mac sites.MAC, c *machineChange, row *machineRow) error {
 	if row == nil {
+		next := machineRow{state: string(c.state(StateDiscovered)), site: c.site, lastIP: c.ip, discovered: true,
+			lastSeen: sql.NullString{String: c.last, Valid: true}, firstSeen: sql.NullString{String: c.first, Valid: true}}
 		_, err := t.exec(`INSERT INTO machines (mac, site, state, current_version, last_ip, first_seen, last_seen, discovered)
 			VALUES (?, ?, ?, ?, ?, ?, ?, 1)`,
-			string(mac), c.site, string(c.state(StateDiscovered)), c.version, c.ip, c.first, c.last)
+			string(mac), c.site, next.state, c.version, c.ip, c.first, c.last)
+		if err == nil {
+			t.db().seen.put(mac, next)
+		}
 		return err
 	}
-	cur, site, lastIP, lastSeen, firstSeen, discovered := row.state, row.site, row.lastIP, row.lastSeen, row.firstSeen, row.discovered
+	next := *row
 	set := `last_seen = max(coalesce(last_seen, ''), ?), first_seen = coalesce(first_seen, ?)`
 	args := []any{c.last, c.first}
-	changed := !firstSeen.Valid
-	if c.ip != "" && c.ip != lastIP {
+	changed := !row.firstSeen.Valid
+	if c.ip != "" && c.ip != row.lastIP {
 		set += `, last_ip = ?`
 		args = append(args, c.ip)
-		changed = true
+		next.lastIP, changed = c.ip, true
 	}
-	if next := c.state(State(cur)); next != State(cur) {
+	if st := c.state(State(row.state)); st != State(row.state) {
 		set += `, state = ?`
-		args = append(args, string(next))
-		changed = true
+		args = append(args, string(st))
+		next.state, changed = string(st), true
 	}
 	if c.version != "" {
 		set += `, current_version = ?`
 		args = append(args, c.version)
 		changed = true
 	}
-	if discovered && c.site != "" && c.site != site {
+	if row.discovered && c.site != "" && c.site != row.site {
 		set += `, site = ?`
 		args = append(args, c.site)
-		changed = true
+		next.site, changed = c.site, true
 	}
 	// A machine that keeps renewing its lease changes nothing but its
 	// last_seen: writing that at most every lastSeenEvery spares a page
 	// write per packet when hundreds of machines boot at once.
-	if !changed && lastSeen.Valid && !stale(lastSeen.String, c.last) {
+	if !changed && row.lastSeen.Valid && !stale(row.lastSeen.String, c.last) {
+		t.db().seen.put(mac, next)
 		return nil
 	}
-	_, err := t.exec(`UPDATE machines SET `+set+` WHERE mac = ?`, append(args, string(mac))...)
-	return err
+	if _, err := t.exec(`UPDATE machines SET `+set+` WHERE mac = ?`, append(args, string(mac))...); err != nil {
+		return err
+	}
+	next.lastSeen = sql.NullString{String: max(row.lastSeen.String, c.last), Valid: true}
+	if !next.firstSeen.Valid {
+		next.firstSeen = sql.NullString{String: c.first, Valid: true}
+	}
+	t.db().seen.put(mac, next)
+	return nil
 }
 
 // lastSeenEvery is how stale a machine's last_seen may be while nothing else

@@ -2,9 +2,12 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/undercloud/undercloud/sites"
 )
 
 // Events recorded while the writer is busy wait in memory, then are stored
@@ -120,5 +123,65 @@ func TestRecordOutlivesContext(t *testing.T) {
 	}
 	if evs, err := db.Events(context.Background(), testMAC(1), 0); err != nil || len(evs) != 1 {
 		t.Errorf("events: %v, %v; want the one recorded", evs, err)
+	}
+}
+
+// The writer keeps the machine rows it read or wrote for events; every
+// other write of a machine, and every write that rolls back, must leave it
+// telling what the database holds.
+func TestMachineCacheFollowsOtherWrites(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, newClock())
+	record := func(mac sites.MAC, kinds ...EventKind) {
+		t.Helper()
+		for _, k := range kinds {
+			if err := db.Record(ctx, Event{MAC: mac, Site: "lab", Kind: k}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func(mac sites.MAC) State {
+		t.Helper()
+		m, err := db.Machine(ctx, mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.State
+	}
+
+	// Marked failed behind the cache's back: the next offer moves it on
+	// from failed (to booting), not from the cached booting (no write).
+	a := testMAC(1)
+	record(a, EventDHCPDiscover)
+	if err := db.do(ctx, func(t *tx) error { return t.setMachineFailed(a) }); err != nil {
+		t.Fatal(err)
+	}
+	record(a, EventDHCPOffer)
+	if got := state(a); got != StateBooting {
+		t.Errorf("after failed, then an offer: %s, want %s", got, StateBooting)
+	}
+
+	// A write that stored events and then failed is undone: the machine it
+	// created does not exist, and the next event creates it.
+	b := testMAC(2)
+	failed := errors.New("the rest of the write failed")
+	err := db.do(ctx, func(t *tx) error {
+		if _, err := t.storeEvents([]Event{{MAC: b, Site: "lab", Kind: EventBooted, At: time.Now()}}); err != nil {
+			return err
+		}
+		return failed
+	})
+	if !errors.Is(err, failed) {
+		t.Fatalf("write: %v, want %v", err, failed)
+	}
+	if _, err := db.Machine(ctx, b); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("machine of a rolled-back write: %v, want not found", err)
+	}
+	record(b, EventDHCPDiscover)
+	if got := state(b); got != StateBooting {
+		t.Errorf("after the rolled-back write, then a discover: %s, want %s", got, StateBooting)
 	}
 }

@@ -180,6 +180,7 @@ func (w *writer) run(batch []*op, errs []error) {
 		// Nothing of the batch is stored: every write that had succeeded
 		// fails with the transaction.
 		w.db.alloc.reset()
+		w.db.seen.reset()
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = fmt.Errorf("inventory write: %w", err)
@@ -207,6 +208,7 @@ func (w *writer) runTx(batch []*op, errs []error) error {
 	// rarely fail (an address held by another client), so the common case
 	// pays for no savepoint at all.
 	w.db.alloc.reset()
+	w.db.seen.reset()
 	clear(errs)
 	_, err = w.attempt(batch, errs, true)
 	return err
@@ -260,6 +262,7 @@ func (t *tx) savepoint(fn func(*tx) error) (fnErr, err error) {
 			return fnErr, fmt.Errorf("rollback to savepoint: %w", err)
 		}
 		t.w.db.alloc.undo()
+		t.w.db.seen.reset()
 	} else {
 		t.w.db.alloc.keep()
 	}

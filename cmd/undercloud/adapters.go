@@ -23,6 +23,7 @@ import (
 // The composition root adapts the inventory and the tracker to the small
 // interfaces the dhcp, pxe and sites packages declare.
 var (
+	_ dhcp.LeaseCache       = leases{}
 	_ dhcp.Leases           = leases{}
 	_ dhcp.Recorder         = (*dhcpEvents)(nil)
 	_ pxe.Targets           = (*boots)(nil)
@@ -66,14 +67,10 @@ func (l leases) Offer(ctx context.Context, hw net.HardwareAddr, sn dhcp.Subnet, 
 	if sn.Range == nil {
 		return netip.Addr{}, dhcp.ErrRangeFull
 	}
-	mac := hw.String()
-	// The address offered a moment ago, or the lease the MAC holds: either
-	// is what the inventory would answer, without the round trip.
-	for _, c := range [...]*leaseCache{l.offers, l.binds} {
-		if e, ok := c.get(mac, sn.Site); ok && (!want.IsValid() || want == e.ip) {
-			return e.ip, nil
-		}
+	if ip, ok := l.CachedOffer(hw, sn, want); ok {
+		return ip, nil
 	}
+	mac := hw.String()
 	lease, err := l.db.Allocate(ctx, inventory.LeaseRequest{MAC: sites.MAC(mac), IP: want, Site: sn.Site},
 		sites.Range{Start: sn.Range.First, End: sn.Range.Last})
 	if errors.Is(err, inventory.ErrRangeFull) {
@@ -85,15 +82,28 @@ func (l leases) Offer(ctx context.Context, hw net.HardwareAddr, sn dhcp.Subnet, 
 	return lease.IP, err
 }
 
-func (l leases) Commit(ctx context.Context, d dhcp.Lease) (time.Time, error) {
-	mac := d.MAC.String()
-	now := time.Now()
-	if c, ok := l.binds.get(mac, d.Site); ok && c.ip == d.IP &&
-		c.until.Sub(now) >= time.Duration(float64(d.Expires.Sub(now))*(1-cacheThreshold)) {
-		return c.until, nil // the lease it holds, committed a moment ago
+// CachedOffer is the address offered a moment ago, or the lease the MAC
+// holds: either is what the inventory would answer, without the round trip.
+func (l leases) CachedOffer(hw net.HardwareAddr, sn dhcp.Subnet, want netip.Addr) (netip.Addr, bool) {
+	if sn.Range == nil {
+		return netip.Addr{}, false
 	}
+	mac := hw.String()
+	for _, c := range [...]*leaseCache{l.offers, l.binds} {
+		if e, ok := c.get(mac, sn.Site); ok && (!want.IsValid() || want == e.ip) {
+			return e.ip, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func (l leases) Commit(ctx context.Context, d dhcp.Lease) (time.Time, error) {
+	if exp, ok := l.CachedCommit(d); ok {
+		return exp, nil
+	}
+	mac := d.MAC.String()
 	_, err := l.db.Bind(ctx, inventory.LeaseRequest{
-		MAC: sites.MAC(mac), IP: d.IP, Site: d.Site, Hostname: d.Hostname, Duration: d.Expires.Sub(now),
+		MAC: sites.MAC(mac), IP: d.IP, Site: d.Site, Hostname: d.Hostname, Duration: time.Until(d.Expires),
 	})
 	if err != nil {
 		l.forget(mac)
@@ -104,6 +114,17 @@ func (l leases) Commit(ctx context.Context, d dhcp.Lease) (time.Time, error) {
 	}
 	l.binds.put(mac, d.Site, d.IP, d.Expires)
 	return d.Expires, nil
+}
+
+// CachedCommit is lease caching: the lease d asks for, committed a moment
+// ago (within cacheThreshold of its time), with the time it has left.
+func (l leases) CachedCommit(d dhcp.Lease) (time.Time, bool) {
+	now := time.Now()
+	c, ok := l.binds.get(d.MAC.String(), d.Site)
+	if !ok || c.ip != d.IP || c.until.Sub(now) < time.Duration(float64(d.Expires.Sub(now))*(1-cacheThreshold)) {
+		return time.Time{}, false
+	}
+	return c.until, true
 }
 
 func (l leases) Release(ctx context.Context, hw net.HardwareAddr, ip netip.Addr) error {
