@@ -123,7 +123,8 @@ func (s *Server) handle(ctx context.Context, in inbound) (*outbound, Kind, Outco
 		leases: s.Leases,
 	}
 	if in.fromMemory && s.Leases != nil {
-		x.leases = fastLeases{s.Leases}
+		c, _ := s.Leases.(LeaseCache)
+		x.leases = fastLeases{c}
 	}
 	if gi := addr(req.GatewayIPAddr); gi.IsValid() {
 		x.log = x.log.with("relay", gi.String())

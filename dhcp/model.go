@@ -128,12 +128,12 @@ type LeaseCache interface {
 var errDeferred = errors.New("dhcp: needs the lease store")
 
 // fastLeases is the Leases the reading goroutine uses: what the cache
-// knows, and errDeferred for everything else.
-type fastLeases struct{ Leases }
+// knows (nil: a store without one), and errDeferred for everything else.
+type fastLeases struct{ c LeaseCache }
 
 func (f fastLeases) Offer(_ context.Context, mac net.HardwareAddr, sn Subnet, want netip.Addr) (netip.Addr, error) {
-	if c, ok := f.Leases.(LeaseCache); ok {
-		if ip, ok := c.CachedOffer(mac, sn, want); ok {
+	if f.c != nil {
+		if ip, ok := f.c.CachedOffer(mac, sn, want); ok {
 			return ip, nil
 		}
 	}
@@ -141,8 +141,8 @@ func (f fastLeases) Offer(_ context.Context, mac net.HardwareAddr, sn Subnet, wa
 }
 
 func (f fastLeases) Commit(_ context.Context, l Lease) (time.Time, error) {
-	if c, ok := f.Leases.(LeaseCache); ok {
-		if exp, ok := c.CachedCommit(l); ok {
+	if f.c != nil {
+		if exp, ok := f.c.CachedCommit(l); ok {
 			return exp, nil
 		}
 	}

@@ -67,10 +67,10 @@ func (l leases) Offer(ctx context.Context, hw net.HardwareAddr, sn dhcp.Subnet, 
 	if sn.Range == nil {
 		return netip.Addr{}, dhcp.ErrRangeFull
 	}
-	if ip, ok := l.CachedOffer(hw, sn, want); ok {
+	mac := hw.String()
+	if ip, ok := l.cachedOffer(mac, sn.Site, want); ok {
 		return ip, nil
 	}
-	mac := hw.String()
 	lease, err := l.db.Allocate(ctx, inventory.LeaseRequest{MAC: sites.MAC(mac), IP: want, Site: sn.Site},
 		sites.Range{Start: sn.Range.First, End: sn.Range.Last})
 	if errors.Is(err, inventory.ErrRangeFull) {
@@ -88,9 +88,12 @@ func (l leases) CachedOffer(hw net.HardwareAddr, sn dhcp.Subnet, want netip.Addr
 	if sn.Range == nil {
 		return netip.Addr{}, false
 	}
-	mac := hw.String()
+	return l.cachedOffer(hw.String(), sn.Site, want)
+}
+
+func (l leases) cachedOffer(mac, site string, want netip.Addr) (netip.Addr, bool) {
 	for _, c := range [...]*leaseCache{l.offers, l.binds} {
-		if e, ok := c.get(mac, sn.Site); ok && (!want.IsValid() || want == e.ip) {
+		if e, ok := c.get(mac, site); ok && (!want.IsValid() || want == e.ip) {
 			return e.ip, true
 		}
 	}
