@@ -121,6 +121,7 @@ func (s *Server) handle(ctx context.Context, in inbound) (*outbound, Kind, Outco
 		subnet: sn,
 		log:    log.with("site", sn.Site),
 		leases: s.Leases,
+		events: make([]Event, 0, 2), // a request and its answer
 	}
 	if in.fromMemory && s.Leases != nil {
 		c, _ := s.Leases.(LeaseCache)

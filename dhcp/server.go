@@ -82,6 +82,10 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	if err := pc.SetControlMessage(ipv4.FlagInterface, true); err != nil {
 		return fmt.Errorf("dhcp: enable IP_PKTINFO on udp port %d: %w", port, err)
 	}
+	bc, err := newBatchConn(conn)
+	if err != nil {
+		return fmt.Errorf("dhcp: udp port %d: %w", port, err)
+	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
@@ -111,10 +115,10 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	}
 	written := make(chan struct{})
 	go func() {
-		s.writeLoop(pc, replies)
+		s.writeLoop(bc, replies)
 		close(written)
 	}()
-	err := s.readLoop(ctx, pc, jobs, port)
+	err = s.readLoop(ctx, bc, jobs, port)
 	close(jobs)
 	workers.Wait()
 	close(replies)
@@ -147,17 +151,28 @@ const queueLen = 4096
 // batchLen is how many packets one recvmmsg or sendmmsg moves at most.
 const batchLen = 64
 
+// readPause is how long the reader waits, after it has drained the socket,
+// before it reads again: the software form of a NIC's interrupt
+// moderation. Without it, under load every packet is a wake-up of its own
+// (the reader sleeps, the kernel wakes it for one packet, it sleeps again),
+// and those wake-ups cost about as much as answering; with it, the packets
+// of one millisecond are read and answered in one batch. A DHCP client
+// waits seconds for an answer, so a millisecond is nothing to it, and an
+// idle server still answers the first packet at once: the pause only
+// follows a read.
+const readPause = time.Millisecond
+
 // job is one received packet.
 type job struct {
 	b       []byte
 	ifIndex int // the interface it came in on (IP_PKTINFO), 0 if unknown
-	src     net.Addr
+	src     netip.AddrPort
 }
 
 // sending is one answer on its way out, with what metrics count of it.
 type sending struct {
 	b       []byte
-	dst     net.Addr
+	dst     netip.AddrPort
 	ifIndex int // broadcast on this interface when non-zero
 	kind    Kind
 	outcome Outcome // reply or nak, counted once it is sent
@@ -167,27 +182,20 @@ type sending struct {
 // readLoop reads packets in batches until the socket closes. It answers
 // from memory what it can, sending those replies once the batch is done,
 // and hands the other packets to the workers.
-func (s *Server) readLoop(ctx context.Context, pc *ipv4.PacketConn, jobs chan<- job, port int) error {
-	msgs := make([]ipv4.Message, batchLen)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, maxPacket)}
-		msgs[i].OOB = ipv4.NewControlMessage(ipv4.FlagInterface)
-	}
-	var cm ipv4.ControlMessage
-	out := newSender(s, pc)
+func (s *Server) readLoop(ctx context.Context, bc *batchConn, jobs chan<- job, port int) error {
+	rb := newReadBatch(batchLen, maxPacket)
+	ds := make([]datagram, 0, batchLen)
+	out := newSender(s, bc)
 	for {
-		n, err := pc.ReadBatch(msgs, 0)
+		var err error
+		ds, err = bc.read(rb, ds[:0])
 		if err != nil {
 			return fmt.Errorf("dhcp: read udp port %d: %w", port, err)
 		}
-		for i := range n {
-			m := &msgs[i]
+		for _, d := range ds {
 			// A copy: the next read reuses the buffer, and what is parsed
 			// from the packet (the MAC, options) may point into it.
-			j := job{b: append([]byte(nil), m.Buffers[0][:m.N]...), src: m.Addr}
-			if cm.Parse(m.OOB[:m.NN]) == nil {
-				j.ifIndex = cm.IfIndex
-			}
+			j := job{b: append([]byte(nil), d.b...), src: d.peer, ifIndex: d.ifIndex}
 			r, done := s.serveOne(ctx, j, port, true)
 			switch {
 			case r != nil:
@@ -197,13 +205,18 @@ func (s *Server) readLoop(ctx context.Context, pc *ipv4.PacketConn, jobs chan<- 
 			}
 		}
 		out.flush()
+		if len(ds) < batchLen {
+			// The socket is drained: let packets gather before the next
+			// read (see readPause).
+			time.Sleep(readPause)
+		}
 	}
 }
 
 // writeLoop sends the workers' replies, as many at once as are waiting,
 // until replies is closed.
-func (s *Server) writeLoop(pc *ipv4.PacketConn, replies <-chan sending) {
-	out := newSender(s, pc)
+func (s *Server) writeLoop(bc *batchConn, replies <-chan sending) {
+	out := newSender(s, bc)
 	for r := range replies {
 		out.add(r)
 	more:
@@ -226,13 +239,14 @@ func (s *Server) writeLoop(pc *ipv4.PacketConn, replies <-chan sending) {
 // Each goroutine that sends has its own.
 type sender struct {
 	s     *Server
-	pc    *ipv4.PacketConn
+	bc    *batchConn
+	wb    *writeBatch
 	batch []sending
-	msgs  []ipv4.Message
+	ds    []datagram
 }
 
-func newSender(s *Server, pc *ipv4.PacketConn) *sender {
-	return &sender{s: s, pc: pc, batch: make([]sending, 0, batchLen), msgs: make([]ipv4.Message, 0, batchLen)}
+func newSender(s *Server, bc *batchConn) *sender {
+	return &sender{s: s, bc: bc, wb: newWriteBatch(batchLen), batch: make([]sending, 0, batchLen), ds: make([]datagram, 0, batchLen)}
 }
 
 // add queues r, sending the batch first when it is full.
@@ -248,17 +262,13 @@ func (o *sender) flush() {
 	if len(o.batch) == 0 {
 		return
 	}
-	o.msgs = o.msgs[:0]
+	o.ds = o.ds[:0]
 	for _, r := range o.batch {
-		m := ipv4.Message{Buffers: [][]byte{r.b}, Addr: r.dst}
-		if r.ifIndex > 0 {
-			m.OOB = (&ipv4.ControlMessage{IfIndex: r.ifIndex}).Marshal()
-		}
-		o.msgs = append(o.msgs, m)
+		o.ds = append(o.ds, datagram{b: r.b, peer: r.dst, ifIndex: r.ifIndex})
 	}
 	sent := 0
-	for sent < len(o.msgs) {
-		n, err := o.pc.WriteBatch(o.msgs[sent:], 0)
+	for sent < len(o.ds) {
+		n, err := o.bc.write(o.wb, o.ds[sent:])
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				r := o.batch[sent]
@@ -277,6 +287,7 @@ func (o *sender) flush() {
 	}
 	clear(o.batch) // drop the reply buffers
 	o.batch = o.batch[:0]
+	clear(o.ds)
 }
 
 func (s *Server) count(kind Kind, outcome Outcome) {
@@ -303,11 +314,7 @@ func (s *Server) serveOne(ctx context.Context, j job, port int, fromMemory bool)
 			s.count(kind, outcome)
 		}
 	}()
-	var peer netip.AddrPort
-	if ua, ok := j.src.(*net.UDPAddr); ok {
-		ap := ua.AddrPort()
-		peer = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
+	peer := j.src
 	req, err := dhcpv4.FromBytes(j.b)
 	if err != nil {
 		s.logger().Debug("dhcp: dropped malformed packet", "peer", peer.String(), "err", err)
@@ -326,7 +333,7 @@ func (s *Server) serveOne(ctx context.Context, j job, port int, fromMemory bool)
 	if out == nil {
 		return nil, true
 	}
-	r = &sending{b: out.reply.ToBytes(), dst: net.UDPAddrFromAddrPort(out.dst), kind: kind, outcome: outcome, mac: req.ClientHWAddr}
+	r = &sending{b: out.reply.ToBytes(), dst: out.dst, kind: kind, outcome: outcome, mac: req.ClientHWAddr}
 	if out.broadcast {
 		r.ifIndex = j.ifIndex
 	}

@@ -46,6 +46,7 @@ func (c *checkpointer) committed() {
 
 func (c *checkpointer) loop() {
 	defer close(c.done)
+	lowerPriority(checkpointNice)
 	for {
 		select {
 		case <-c.stop:

@@ -79,7 +79,9 @@ func (r *recorder) take() []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	evs := r.buf
-	r.buf, r.pending = nil, false
+	// The next gathering is likely about as large: growing a slice of
+	// events from nothing copies each of them several times.
+	r.buf, r.pending = make([]Event, 0, min(len(evs), recorderLimit)), false
 	return evs
 }
 

@@ -130,6 +130,7 @@ func (db *DB) Flush(ctx context.Context) error {
 
 func (w *writer) loop() {
 	defer close(w.exited)
+	lowerPriority(writerNice)
 	batch := make([]*op, 0, maxBatch)
 	errs := make([]error, maxBatch)
 	for o := range w.ops {

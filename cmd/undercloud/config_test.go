@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -96,5 +97,24 @@ func TestSecrets(t *testing.T) {
 	st, _ := os.Stat(filepath.Join(dir, "boot-token.key"))
 	if st.Mode().Perm() != 0o600 {
 		t.Fatalf("boot token key file mode %v", st.Mode().Perm())
+	}
+}
+
+// TestTuneGC: serve raises GOGC unless the operator has set it.
+func TestTuneGC(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	tuneGC(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != serveGCPercent {
+		t.Errorf("GOGC unset: GC percent %d, want %d", got, serveGCPercent)
+	}
+	tuneGC(func(k string) string {
+		if k == "GOGC" {
+			return "50"
+		}
+		return ""
+	})
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC set by the operator: GC percent changed to %d", got)
 	}
 }

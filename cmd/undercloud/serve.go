@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -45,6 +46,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := cfg.logger(stderr)
+	tuneGC(os.Getenv)
 	sec, err := loadSecrets(cfg.SecretsFile, os.Environ())
 	if err != nil {
 		return err
@@ -55,6 +57,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer s.close()
 	return s.run(ctx)
+}
+
+// serveGCPercent is the server's GOGC unless the environment sets one. Its
+// live heap is small (about 20 MB under a full DHCP load: the inventory's
+// pages live outside the Go heap) while every packet allocates, so at
+// Go's default of 100 the collector runs several times a second and took
+// about 7 % of the CPU of a DHCP exchange. At 400 it runs a quarter as
+// often, for a heap of a few tens of MB more.
+const serveGCPercent = 400
+
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGCPercent)
+	}
 }
 
 // newServer opens the inventory and the site repo and makes the first

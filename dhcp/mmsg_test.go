@@ -1,0 +1,124 @@
+package dhcp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+
+	"golang.org/x/net/ipv4"
+)
+
+// TestBatchConn sends a batch of datagrams with sendmmsg to two sockets and
+// reads them back with recvmmsg: bytes, peer and receiving interface
+// (IP_PKTINFO) of each, in order.
+func TestBatchConn(t *testing.T) {
+	listen := func() (net.PacketConn, *batchConn) {
+		t.Helper()
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := ipv4.NewPacketConn(c).SetControlMessage(ipv4.FlagInterface, true); err != nil {
+			t.Fatal(err)
+		}
+		bc, err := newBatchConn(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, bc
+	}
+	src, sbc := listen()
+	dstA, abc := listen()
+	dstB, bbc := listen()
+	addr := func(c net.PacketConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var out []datagram
+	for i := range 5 {
+		to := addr(dstA)
+		if i%2 == 1 {
+			to = addr(dstB)
+		}
+		d := datagram{b: fmt.Appendf(nil, "packet %d", i), peer: to}
+		if i == 4 {
+			d.ifIndex = lo.Index // with an IP_PKTINFO control message
+		}
+		out = append(out, d)
+	}
+	wb := newWriteBatch(batchLen)
+	if n, err := sbc.write(wb, out); err != nil || n != len(out) {
+		t.Fatalf("write: %d sent, %v; want %d", n, err, len(out))
+	}
+
+	for _, c := range []struct {
+		bc   *batchConn
+		want []string
+	}{{abc, []string{"packet 0", "packet 2", "packet 4"}}, {bbc, []string{"packet 1", "packet 3"}}} {
+		rb := newReadBatch(batchLen, maxPacket)
+		var got []datagram
+		for len(got) < len(c.want) {
+			ds, err := c.bc.read(rb, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				got = append(got, datagram{b: append([]byte(nil), d.b...), peer: d.peer, ifIndex: d.ifIndex})
+			}
+		}
+		for i, d := range got {
+			if string(d.b) != c.want[i] || d.peer != addr(src) || d.ifIndex != lo.Index {
+				t.Errorf("datagram %d: %q from %v on interface %d; want %q from %v on %d", i, d.b, d.peer, d.ifIndex, c.want[i], addr(src), lo.Index)
+			}
+		}
+	}
+
+	src.Close()
+	if _, err := sbc.write(wb, out); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("write on a closed socket: %v, want net.ErrClosed", err)
+	}
+	dstA.Close()
+	if _, err := abc.read(newReadBatch(1, maxPacket), nil); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("read on a closed socket: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestBatchConnErrors: sendmmsg fails only when its first datagram
+// does; write reports that datagram's error and nothing sent.
+func TestBatchConnErrors(t *testing.T) {
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bc, err := newBatchConn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Port 0 is not a destination: the kernel refuses the datagram.
+	bad := datagram{b: []byte("x"), peer: netip.MustParseAddrPort("127.0.0.1:0")}
+	n, err := bc.write(newWriteBatch(batchLen), []datagram{bad, bad})
+	if err == nil || n != 0 {
+		t.Errorf("write to port 0: %d sent, %v; want 0 and an error", n, err)
+	}
+}
+
+func TestSockaddrRoundTrip(t *testing.T) {
+	for _, s := range []string{"10.0.0.1:67", "255.255.255.255:68", "198.18.0.1:4011", "0.0.0.0:0"} {
+		ap := netip.MustParseAddrPort(s)
+		sa := sockaddr(ap)
+		if got := sockaddrPort(&sa); got != ap {
+			t.Errorf("%s: round trip gives %s", s, got)
+		}
+	}
+	sa := sockaddr(netip.MustParseAddrPort("10.0.0.1:67"))
+	sa.Family = 10 // AF_INET6: not what a udp4 socket returns
+	if got := sockaddrPort(&sa); got.IsValid() {
+		t.Errorf("a non-IPv4 sockaddr gives %s, want the zero AddrPort", got)
+	}
+}
