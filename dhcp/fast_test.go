@@ -87,6 +87,11 @@ func TestAnswerFromMemory(t *testing.T) {
 				return packet(t, dhcpv4.MessageTypeRelease, cachedMAC, ciaddr(cachedIP), serverID("10.99.0.1"))
 			},
 		},
+		"decline": {
+			req: func(t *testing.T) *dhcpv4.DHCPv4 {
+				return packet(t, dhcpv4.MessageTypeDecline, cachedMAC, requested(cachedIP), serverID("10.99.0.1"))
+			},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -131,9 +131,6 @@ func (s *Server) handle(ctx context.Context, in inbound) (*outbound, Kind, Outco
 		x.log = x.log.with("relay", gi.String())
 	}
 
-	if in.fromMemory && s.Leases != nil && (kind == KindRelease || kind == KindDecline) {
-		return nil, kind, outcomeDeferred // they always change the store
-	}
 	var a *answer
 	var outcome Outcome
 	switch {
@@ -332,7 +329,9 @@ func (s *Server) release(ctx context.Context, x *exchange) Outcome {
 	}
 	x.record(s.event(x, KindRelease, ip))
 	if s.Leases != nil {
-		if err := x.leases.Release(ctx, x.mac, ip); err != nil {
+		if err := x.leases.Release(ctx, x.mac, ip); errors.Is(err, errDeferred) {
+			return outcomeDeferred
+		} else if err != nil {
 			x.log.Error("dhcp: release failed", "ip", ip.String(), "err", err)
 			return OutcomeError
 		}
@@ -348,14 +347,18 @@ func (s *Server) decline(ctx context.Context, x *exchange) Outcome {
 		return OutcomeIgnored
 	}
 	x.record(s.event(x, KindDecline, ip))
+	var err error
+	if s.Leases != nil {
+		if err = x.leases.Decline(ctx, x.mac, ip); errors.Is(err, errDeferred) {
+			return outcomeDeferred // logged by the worker
+		}
+	}
 	// Another host answers ARP for an address we gave: a static address
 	// inside the plan, or a second DHCP server.
 	x.log.Warn("dhcp: decline: the client found its address in use", "ip", ip.String())
-	if s.Leases != nil {
-		if err := x.leases.Decline(ctx, x.mac, ip); err != nil {
-			x.log.Error("dhcp: decline failed", "ip", ip.String(), "err", err)
-			return OutcomeError
-		}
+	if err != nil {
+		x.log.Error("dhcp: decline failed", "ip", ip.String(), "err", err)
+		return OutcomeError
 	}
 	return OutcomeDone
 }

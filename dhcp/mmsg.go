@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -48,13 +47,15 @@ type datagram struct {
 	ifIndex int
 }
 
-// readBatch is the memory one batch of reads uses, allocated once.
+// readBatch is the memory one batch of reads uses, allocated and pointed
+// at once; n is how many headers the last read filled.
 type readBatch struct {
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet4
 	bufs  [][]byte
 	oobs  [][]byte
+	n     int
 	cm    ipv4.ControlMessage
 }
 
@@ -69,7 +70,15 @@ func newReadBatch(n, size int) *readBatch {
 	for i := range n {
 		rb.bufs[i] = make([]byte, size)
 		rb.oobs[i] = ipv4.NewControlMessage(ipv4.FlagInterface)
+		rb.iovs[i] = unix.Iovec{Base: &rb.bufs[i][0]}
+		rb.iovs[i].SetLen(size)
+		h := &rb.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&rb.names[i]))
+		h.Iov = &rb.iovs[i]
+		h.SetIovlen(1)
+		h.Control = &rb.oobs[i][0]
 	}
+	rb.n = n
 	return rb
 }
 
@@ -77,16 +86,14 @@ func newReadBatch(n, size int) *readBatch {
 // up to the batch size. The datagrams' bytes are the batch's buffers, valid
 // until the next read.
 func (c *batchConn) read(rb *readBatch, out []datagram) ([]datagram, error) {
-	for i := range rb.hdrs {
-		rb.iovs[i] = unix.Iovec{Base: &rb.bufs[i][0]}
-		rb.iovs[i].SetLen(len(rb.bufs[i]))
-		h := &rb.hdrs[i].Hdr
-		*h = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&rb.names[i])), Namelen: unix.SizeofSockaddrInet4, Iov: &rb.iovs[i]}
-		h.SetIovlen(1)
-		h.Control = &rb.oobs[i][0]
-		h.SetControllen(len(rb.oobs[i]))
-		rb.hdrs[i].Len = 0
+	// The kernel wrote the lengths of what the last read filled.
+	for i := range rb.n {
+		h := &rb.hdrs[i]
+		h.Hdr.Namelen = unix.SizeofSockaddrInet4
+		h.Hdr.SetControllen(len(rb.oobs[i]))
+		h.Hdr.Flags, h.Len = 0, 0
 	}
+	rb.n = 0
 	var n int
 	var errno syscall.Errno
 	err := c.rc.Read(func(fd uintptr) bool {
@@ -98,13 +105,13 @@ func (c *batchConn) read(rb *readBatch, out []datagram) ([]datagram, error) {
 			}
 		}
 	})
-	runtime.KeepAlive(rb)
 	if err == nil && errno != 0 {
 		err = &net.OpError{Op: "recvmmsg", Net: "udp", Err: errno}
 	}
 	if err != nil {
 		return out, err
 	}
+	rb.n = n
 	for i := range n {
 		h := &rb.hdrs[i]
 		d := datagram{b: rb.bufs[i][:h.Len], peer: sockaddrPort(&rb.names[i])}
@@ -169,8 +176,6 @@ func (c *batchConn) write(wb *writeBatch, ds []datagram) (int, error) {
 			}
 		}
 	})
-	runtime.KeepAlive(wb)
-	runtime.KeepAlive(ds)
 	clear(wb.iovs[:len(ds)]) // drop the references to the replies
 	if err == nil && errno != 0 {
 		err = errno

@@ -101,7 +101,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	if n <= 0 {
 		n = DefaultWorkers
 	}
-	jobs := make(chan job, queueLen)
+	jobs := make(chan datagram, queueLen)
 	replies := make(chan sending, queueLen)
 	var workers sync.WaitGroup
 	for range n {
@@ -162,18 +162,10 @@ const batchLen = 64
 // follows a read.
 const readPause = time.Millisecond
 
-// job is one received packet.
-type job struct {
-	b       []byte
-	ifIndex int // the interface it came in on (IP_PKTINFO), 0 if unknown
-	src     netip.AddrPort
-}
-
-// sending is one answer on its way out, with what metrics count of it.
+// sending is one answer on its way out (the datagram's ifIndex: broadcast
+// on this interface when non-zero), with what metrics count of it.
 type sending struct {
-	b       []byte
-	dst     netip.AddrPort
-	ifIndex int // broadcast on this interface when non-zero
+	datagram
 	kind    Kind
 	outcome Outcome // reply or nak, counted once it is sent
 	mac     net.HardwareAddr
@@ -182,7 +174,7 @@ type sending struct {
 // readLoop reads packets in batches until the socket closes. It answers
 // from memory what it can, sending those replies once the batch is done,
 // and hands the other packets to the workers.
-func (s *Server) readLoop(ctx context.Context, bc *batchConn, jobs chan<- job, port int) error {
+func (s *Server) readLoop(ctx context.Context, bc *batchConn, jobs chan<- datagram, port int) error {
 	rb := newReadBatch(batchLen, maxPacket)
 	ds := make([]datagram, 0, batchLen)
 	out := newSender(s, bc)
@@ -195,13 +187,13 @@ func (s *Server) readLoop(ctx context.Context, bc *batchConn, jobs chan<- job, p
 		for _, d := range ds {
 			// A copy: the next read reuses the buffer, and what is parsed
 			// from the packet (the MAC, options) may point into it.
-			j := job{b: append([]byte(nil), d.b...), src: d.peer, ifIndex: d.ifIndex}
-			r, done := s.serveOne(ctx, j, port, true)
+			d.b = append([]byte(nil), d.b...)
+			r, done := s.serveOne(ctx, d, port, true)
 			switch {
 			case r != nil:
 				out.add(*r)
 			case !done:
-				jobs <- j
+				jobs <- d
 			}
 		}
 		out.flush()
@@ -264,7 +256,7 @@ func (o *sender) flush() {
 	}
 	o.ds = o.ds[:0]
 	for _, r := range o.batch {
-		o.ds = append(o.ds, datagram{b: r.b, peer: r.dst, ifIndex: r.ifIndex})
+		o.ds = append(o.ds, r.datagram)
 	}
 	sent := 0
 	for sent < len(o.ds) {
@@ -272,7 +264,7 @@ func (o *sender) flush() {
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				r := o.batch[sent]
-				o.s.logger().Warn("dhcp: send reply failed", "mac", r.mac.String(), "ip", r.dst.String(), "err", err)
+				o.s.logger().Warn("dhcp: send reply failed", "mac", r.mac.String(), "ip", r.peer.String(), "err", err)
 			}
 			n = max(n, 1) // skip the reply that failed
 			for _, r := range o.batch[sent : sent+n] {
@@ -301,7 +293,7 @@ func (s *Server) count(kind Kind, outcome Outcome) {
 // fromMemory asks for an answer only if the lease store can give it at
 // once: done is false when it cannot, and the packet, neither answered
 // nor counted, is for a worker.
-func (s *Server) serveOne(ctx context.Context, j job, port int, fromMemory bool) (r *sending, done bool) {
+func (s *Server) serveOne(ctx context.Context, j datagram, port int, fromMemory bool) (r *sending, done bool) {
 	kind, outcome := KindOther, OutcomeMalformed
 	defer func() {
 		// A bug in a decoder or an adapter must cost one packet, not
@@ -314,7 +306,7 @@ func (s *Server) serveOne(ctx context.Context, j job, port int, fromMemory bool)
 			s.count(kind, outcome)
 		}
 	}()
-	peer := j.src
+	peer := j.peer
 	req, err := dhcpv4.FromBytes(j.b)
 	if err != nil {
 		s.logger().Debug("dhcp: dropped malformed packet", "peer", peer.String(), "err", err)
@@ -333,7 +325,7 @@ func (s *Server) serveOne(ctx context.Context, j job, port int, fromMemory bool)
 	if out == nil {
 		return nil, true
 	}
-	r = &sending{b: out.reply.ToBytes(), dst: out.dst, kind: kind, outcome: outcome, mac: req.ClientHWAddr}
+	r = &sending{datagram: datagram{b: out.reply.ToBytes(), peer: out.dst}, kind: kind, outcome: outcome, mac: req.ClientHWAddr}
 	if out.broadcast {
 		r.ifIndex = j.ifIndex
 	}
