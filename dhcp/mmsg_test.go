@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/ipv4"
 )
@@ -14,7 +18,7 @@ import (
 // reads them back with recvmmsg: bytes, peer and receiving interface
 // (IP_PKTINFO) of each, in order.
 func TestBatchConn(t *testing.T) {
-	listen := func() (net.PacketConn, *batchConn) {
+	listen := func() (netip.AddrPort, *batchConn) {
 		t.Helper()
 		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {
@@ -24,16 +28,17 @@ func TestBatchConn(t *testing.T) {
 		if err := ipv4.NewPacketConn(c).SetControlMessage(ipv4.FlagInterface, true); err != nil {
 			t.Fatal(err)
 		}
+		addr := c.LocalAddr().(*net.UDPAddr).AddrPort()
 		bc, err := newBatchConn(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c, bc
+		t.Cleanup(bc.close)
+		return addr, bc
 	}
 	src, sbc := listen()
 	dstA, abc := listen()
 	dstB, bbc := listen()
-	addr := func(c net.PacketConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
 	lo, err := net.InterfaceByName("lo")
 	if err != nil {
 		t.Fatal(err)
@@ -41,9 +46,9 @@ func TestBatchConn(t *testing.T) {
 
 	var out []datagram
 	for i := range 5 {
-		to := addr(dstA)
+		to := dstA
 		if i%2 == 1 {
-			to = addr(dstB)
+			to = dstB
 		}
 		d := datagram{b: fmt.Appendf(nil, "packet %d", i), peer: to}
 		if i == 4 {
@@ -74,22 +79,91 @@ func TestBatchConn(t *testing.T) {
 				}
 			}
 			for i, d := range got {
-				if string(d.b) != c.want[i] || d.peer != addr(src) || d.ifIndex != lo.Index {
+				if string(d.b) != c.want[i] || d.peer != src || d.ifIndex != lo.Index {
 					t.Errorf("round %d, datagram %d: %q from %v on interface %d; want %q from %v on %d",
-						round, i, d.b, d.peer, d.ifIndex, c.want[i], addr(src), lo.Index)
+						round, i, d.b, d.peer, d.ifIndex, c.want[i], src, lo.Index)
 				}
 			}
 		}
 	}
 
-	src.Close()
+	sbc.shutdown()
 	if _, err := sbc.write(wb, out); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("write on a closed socket: %v, want net.ErrClosed", err)
+		t.Errorf("write after shutdown: %v, want net.ErrClosed", err)
 	}
-	dstA.Close()
-	if _, err := abc.read(newReadBatch(1, maxPacket), nil); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("read on a closed socket: %v, want net.ErrClosed", err)
+	// A read waiting on an empty socket ends at shutdown.
+	read := make(chan error, 1)
+	go func() {
+		_, err := abc.read(newReadBatch(1, maxPacket), nil)
+		read <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	abc.shutdown()
+	select {
+	case err := <-read:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("read waiting at shutdown: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a read waiting on an empty socket did not end at shutdown")
 	}
+}
+
+// TestBatchConnLeavesNetpoller checks that the socket batchConn reads is no
+// longer in Go's epoll set, whose threads every arriving datagram would
+// wake (see batchConn), and that the descriptor Go had is closed.
+func TestBatchConnLeavesNetpoller(t *testing.T) {
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var orig int
+	rc, err := c.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) { orig = int(fd) })
+	if !watched(t, orig) {
+		t.Fatalf("fd %d of a fresh socket is not in Go's epoll set: the test cannot tell", orig)
+	}
+	bc, err := newBatchConn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.close()
+	if watched(t, bc.fd) || watched(t, orig) {
+		t.Errorf("after newBatchConn, the socket (fd %d, was %d) is still in Go's epoll set", bc.fd, orig)
+	}
+	if _, err := c.WriteTo([]byte("x"), c.LocalAddr()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("the original conn still writes (%v): newBatchConn must close it", err)
+	}
+}
+
+// watched reports whether fd is registered in an epoll set of this process
+// (Go's netpoller has the only one): /proc/self/fdinfo of an epoll
+// descriptor lists a "tfd:" line per registered descriptor.
+func watched(t *testing.T, fd int) bool {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "tfd:" && f[1] == strconv.Itoa(fd) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // TestBatchConnErrors: sendmmsg fails only when its first datagram
@@ -99,11 +173,11 @@ func TestBatchConnErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	bc, err := newBatchConn(c)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer bc.close()
 	// Port 0 is not a destination: the kernel refuses the datagram.
 	bad := datagram{b: []byte("x"), peer: netip.MustParseAddrPort("127.0.0.1:0")}
 	n, err := bc.write(newWriteBatch(batchLen), []datagram{bad, bad})

@@ -65,8 +65,10 @@ type Server struct {
 
 // Serve answers the requests arriving on conn, a UDP socket from Listen, on
 // port 67 or on port 4011 (ProxyPort: proxyDHCP REQUESTs only). Call it once
-// per socket; it returns nil when ctx ends, having closed conn, or the error
-// that made the socket unusable.
+// per socket; it returns nil when ctx ends, having closed the socket, or the
+// error that made the socket unusable. Serve takes conn over: it closes conn
+// at once and works on a duplicate of its socket that Go's netpoller does
+// not watch (see batchConn), so only ctx stops it.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	defer conn.Close()
 	if err := s.check(); err != nil {
@@ -86,7 +88,8 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	if err != nil {
 		return fmt.Errorf("dhcp: udp port %d: %w", port, err)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer bc.close() // after the loops below, which use it, have ended
+	stop := context.AfterFunc(ctx, bc.shutdown)
 	defer stop()
 
 	// One goroutine reads, in batches (recvmmsg): many goroutines reading
