@@ -86,16 +86,33 @@ cat > "$W/kea.json" <<JSON
 } }
 JSON
 
-# trial RATE: one perfdhcp run; prints "<exchanges/s> <drops>".
+# rcvbuf_errors NS: datagrams the kernel dropped in namespace NS because a
+# socket's receive buffer was full (UdpRcvbufErrors).
+rcvbuf_errors() { ip netns exec "$1" awk '/^Udp:/ && $2 ~ /^[0-9]/ {print $6}' /proc/net/snmp; }
+
+# trial RATE: one perfdhcp run; prints "<exchanges/s> <drops> <at client>
+# <at server>": perfdhcp's count of requests without an answer, then how
+# many datagrams overflowed perfdhcp's socket and the server's. Where they
+# overflow tells a saturated server (its own socket) from a load generator
+# that could not take the replies as fast as they came (its socket).
 trial() {
-	local out sent_do recv_do sent_ra recv_ra
+	local out sent_do recv_do sent_ra recv_ra c0 s0
+	c0=$(rcvbuf_errors "$NC"); s0=$(rcvbuf_errors "$NS")
 	out=$(relay perfdhcp -4 -l 198.18.0.1 -r "$1" -R 10000 -p "$PERIOD" -W 1000000 10.0.0.1 2>&1 || true)
 	if ! grep -q 'Statistics for: REQUEST-ACK' <<<"$out"; then echo "bench-dhcp: perfdhcp failed:" >&2; echo "$out" >&2; exit 1; fi
 	read -r sent_do recv_do sent_ra recv_ra < <(echo "$out" | awk '
 		/Statistics for: DISCOVER-OFFER/ {s="do"} /Statistics for: REQUEST-ACK/ {s="ra"}
 		/^sent packets:/ {sent[s]=$3} /^received packets:/ {recv[s]=$3}
 		END {print sent["do"]+0, recv["do"]+0, sent["ra"]+0, recv["ra"]+0}')
-	echo "$((recv_ra / PERIOD)) $(( (sent_do - recv_do) + (sent_ra - recv_ra) ))"
+	echo "$((recv_ra / PERIOD)) $(( (sent_do - recv_do) + (sent_ra - recv_ra) )) $(($(rcvbuf_errors "$NC") - c0)) $(($(rcvbuf_errors "$NS") - s0))"
+}
+
+# report NAME RATE ANSWERED DROPS AT_CLIENT AT_SERVER: one trial's line.
+report() {
+	local where=""
+	[ "$4" -gt 0 ] && where=" (socket overflows: perfdhcp's $5, the server's $6)"
+	printf '  %-10s rate %6d/s -> %6d exchanges/s, %d dropped%s\n' "$1" "$2" "$3" "$4" "$where" >&2
+	if [ "$4" -gt 0 ]; then FAILS+=("$1 at $2/s: $4 dropped; perfdhcp's socket overflowed $5 times, the server's $6"); fi
 }
 
 # best: the highest rate (exchanges/s) answered with 0 drops: a ramp (500,
@@ -105,8 +122,8 @@ trial() {
 best() {
 	local lo=0 hi=0 r=500 rate drops
 	while :; do
-		read -r rate drops < <(trial "$r")
-		printf '  %-10s rate %6d/s -> %6d exchanges/s, %d dropped\n' "$1" "$r" "$rate" "$drops" >&2
+		read -r rate drops cdrop sdrop < <(trial "$r")
+		report "$1" "$r" "$rate" "$drops" "$cdrop" "$sdrop"
 		sleep 3
 		if [ "$drops" -eq 0 ] && [ "$rate" -gt 0 ]; then
 			lo=$r
@@ -116,8 +133,8 @@ best() {
 	done
 	while [ "$hi" -gt 0 ] && [ $((hi - lo)) -gt $((lo / 20 + 50)) ]; do
 		r=$(((lo + hi) / 2))
-		read -r rate drops < <(trial "$r")
-		printf '  %-10s rate %6d/s -> %6d exchanges/s, %d dropped\n' "$1" "$r" "$rate" "$drops" >&2
+		read -r rate drops cdrop sdrop < <(trial "$r")
+		report "$1" "$r" "$rate" "$drops" "$cdrop" "$sdrop"
 		sleep 3
 		if [ "$drops" -eq 0 ] && [ "$rate" -gt 0 ]; then lo=$r; else hi=$r; fi
 	done
@@ -158,7 +175,7 @@ search() {
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 echo "bench-dhcp: perfdhcp, relayed, 10000 clients, ${PERIOD}s per trial, ${ROUNDS} rounds, leases persisted by both servers"
-UC=(); KEA=()
+UC=(); KEA=(); FAILS=()
 for round in $(seq "$ROUNDS"); do
 	echo "round $round" >&2
 	search undercloud; UC+=("$BEST")
@@ -168,6 +185,8 @@ uc=$(median "${UC[@]}"); kea=$(median "${KEA[@]}")
 
 printf '\nbench-dhcp: highest rate with 0%% drops (exchanges/s, leases persisted), median of %d rounds\n' "$ROUNDS"
 printf '  undercloud %6d   (rounds: %s)\n  kea        %6d   (rounds: %s)\n' "$uc" "${UC[*]}" "$kea" "${KEA[*]}"
+printf '  the trials with drops, and where the kernel dropped the datagrams:\n'
+printf '    %s\n' "${FAILS[@]}"
 if [ "$kea" -gt 0 ]; then
 	awk -v u="$uc" -v k="$kea" 'BEGIN { printf "  ratio undercloud/kea = %.2f (target >= 1.00)\n", u / k }'
 fi
