@@ -34,7 +34,7 @@ import (
 // deep sleep after every idle moment; it then polled every 20 us for a
 // millisecond or more, about 15 % of the server's CPU.
 type batchConn struct {
-	fd     int // the socket, non-blocking, unknown to Go's netpoller
+	fd     int // the socket, unknown to Go's netpoller; every call on it passes MSG_DONTWAIT
 	wake   int // an eventfd that shutdown makes readable: it ends every wait
 	closed atomic.Bool
 }
@@ -61,10 +61,6 @@ func newBatchConn(conn net.PacketConn) (*batchConn, error) {
 	// Closing the original removes it from Go's epoll set (EPOLL_CTL_DEL);
 	// the duplicate keeps the socket open.
 	conn.Close()
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, os.NewSyscallError("fcntl", err)
-	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		unix.Close(fd)
@@ -92,9 +88,9 @@ func (c *batchConn) close() {
 	unix.Close(c.wake)
 }
 
-// call makes op (recvmmsg or sendmmsg) on the socket, without blocking,
-// waiting for events while it would block.
-func (c *batchConn) call(op uintptr, hdrs *unix.Mmsghdr, n int, events int16) (int, error) {
+// call makes op (recvmmsg or sendmmsg, named name in errors) on the
+// socket, without blocking, waiting for events while it would block.
+func (c *batchConn) call(op uintptr, name string, hdrs *unix.Mmsghdr, n int, events int16) (int, error) {
 	for {
 		if c.closed.Load() {
 			return 0, net.ErrClosed
@@ -109,7 +105,7 @@ func (c *batchConn) call(op uintptr, hdrs *unix.Mmsghdr, n int, events int16) (i
 				return 0, err
 			}
 		default:
-			return 0, errno
+			return 0, &net.OpError{Op: name, Net: "udp", Err: errno}
 		}
 	}
 }
@@ -187,10 +183,7 @@ func (c *batchConn) read(rb *readBatch, out []datagram) ([]datagram, error) {
 		h.Hdr.Flags, h.Len = 0, 0
 	}
 	rb.n = 0
-	n, err := c.call(unix.SYS_RECVMMSG, &rb.hdrs[0], len(rb.hdrs), unix.POLLIN)
-	if errno, ok := err.(syscall.Errno); ok {
-		err = &net.OpError{Op: "recvmmsg", Net: "udp", Err: errno}
-	}
+	n, err := c.call(unix.SYS_RECVMMSG, "recvmmsg", &rb.hdrs[0], len(rb.hdrs), unix.POLLIN)
 	if err != nil {
 		return out, err
 	}
@@ -206,7 +199,8 @@ func (c *batchConn) read(rb *readBatch, out []datagram) ([]datagram, error) {
 	return out, nil
 }
 
-// writeBatch is the memory one batch of writes uses, allocated once.
+// writeBatch is the memory one batch of writes uses, allocated once; oobs
+// hold the IP_PKTINFO control messages of broadcast replies.
 type writeBatch struct {
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
@@ -222,7 +216,7 @@ func newWriteBatch(n int) *writeBatch {
 		oobs:  make([][]byte, n),
 	}
 	for i := range n {
-		wb.oobs[i] = make([]byte, 0, unix.CmsgSpace(unix.SizeofInet4Pktinfo))
+		wb.oobs[i] = make([]byte, unix.CmsgSpace(unix.SizeofInet4Pktinfo))
 	}
 	return wb
 }
@@ -243,17 +237,29 @@ func (c *batchConn) write(wb *writeBatch, ds []datagram) (int, error) {
 		*h = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&wb.names[i])), Namelen: unix.SizeofSockaddrInet4, Iov: &wb.iovs[i]}
 		h.SetIovlen(1)
 		if d.ifIndex > 0 {
-			wb.oobs[i] = (&ipv4.ControlMessage{IfIndex: d.ifIndex}).Marshal()
+			putPktinfo(wb.oobs[i], d.ifIndex)
 			h.Control = &wb.oobs[i][0]
 			h.SetControllen(len(wb.oobs[i]))
 		}
 	}
-	n, err := c.call(unix.SYS_SENDMMSG, &wb.hdrs[0], len(ds), unix.POLLOUT)
+	n, err := c.call(unix.SYS_SENDMMSG, "sendmmsg", &wb.hdrs[0], len(ds), unix.POLLOUT)
 	clear(wb.iovs[:len(ds)]) // drop the references to the replies
 	if err != nil {
 		n = 0 // sendmmsg fails only when the first datagram does
 	}
 	return n, err
+}
+
+// putPktinfo writes into b, of unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+// bytes, the control message that sends a datagram out of interface
+// ifIndex (IP_PKTINFO), in place: a broadcast reply allocates nothing.
+func putPktinfo(b []byte, ifIndex int) {
+	clear(b)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+	h.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+	info := (*unix.Inet4Pktinfo)(unsafe.Pointer(&b[unix.CmsgLen(0)]))
+	info.Ifindex = int32(ifIndex)
 }
 
 // sockaddrPort is the address in sa, or the zero AddrPort when it is not

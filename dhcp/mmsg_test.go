@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // TestBatchConn sends a batch of datagrams with sendmmsg to two sockets and
@@ -181,8 +183,9 @@ func TestBatchConnErrors(t *testing.T) {
 	// Port 0 is not a destination: the kernel refuses the datagram.
 	bad := datagram{b: []byte("x"), peer: netip.MustParseAddrPort("127.0.0.1:0")}
 	n, err := bc.write(newWriteBatch(batchLen), []datagram{bad, bad})
-	if err == nil || n != 0 {
-		t.Errorf("write to port 0: %d sent, %v; want 0 and an error", n, err)
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "sendmmsg" || n != 0 {
+		t.Errorf("write to port 0: %d sent, %v; want 0 and a sendmmsg error", n, err)
 	}
 }
 
@@ -198,5 +201,17 @@ func TestSockaddrRoundTrip(t *testing.T) {
 	sa.Family = 10 // AF_INET6: not what a udp4 socket returns
 	if got := sockaddrPort(&sa); got.IsValid() {
 		t.Errorf("a non-IPv4 sockaddr gives %s, want the zero AddrPort", got)
+	}
+}
+
+// TestPutPktinfo: the control message written in place is the one x/net
+// marshals, also when the buffer held another before.
+func TestPutPktinfo(t *testing.T) {
+	b := make([]byte, unix.CmsgSpace(unix.SizeofInet4Pktinfo))
+	for _, ifIndex := range []int{7, 3, 1 << 20} {
+		putPktinfo(b, ifIndex)
+		if want := (&ipv4.ControlMessage{IfIndex: ifIndex}).Marshal(); !bytes.Equal(b, want) {
+			t.Errorf("interface %d: % x, want % x", ifIndex, b, want)
+		}
 	}
 }

@@ -12,7 +12,8 @@ import (
 // 5 to 10 ms, a backlog of hundreds of requests built up, and their replies
 // left in one burst that overflowed the receiving socket (a relay agent's
 // or a client's). Niced, they take what the packet path leaves, which is
-// most of it: a commit still gets about a tenth of a core that is wanted
+// most of it (the oversleeps remain, fewer: the rest comes from the host
+// and the Go runtime): a commit still gets about a tenth of a core that is wanted
 // by others at the same time, a checkpoint less. A lease write a DHCP
 // answer waits for goes through the writer too, so it is niced less than
 // the checkpointer, which nothing waits for.
