@@ -89,17 +89,28 @@ func (e *events) all() []Event {
 // client has already gone (the last TFTP ACK, the end of a response).
 func (e *events) wait(t *testing.T, match func(Event) bool) Event {
 	t.Helper()
+	return e.waitN(t, 1, match)[0]
+}
+
+// waitN waits (up to 10 s) until n recorded events match, and returns them.
+func (e *events) waitN(t *testing.T, n int, match func(Event) bool) []Event {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	for {
+		var got []Event
 		for _, ev := range e.all() {
 			if match(ev) {
-				return ev
+				got = append(got, ev)
 			}
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d matching events of %d wanted among %+v", len(got), n, e.all())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("no matching event among %+v", e.all())
-	return Event{}
 }
 
 // leaseTable is a fixed IP to MAC map.
