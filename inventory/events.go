@@ -49,6 +49,14 @@ type Event struct {
 	IP      netip.Addr // the machine's address, when known
 	Source  string     // the request's source address (IP:port)
 	Detail  string     // free text or JSON
+	// Repeat, when set, says what the event repeats: the events of one
+	// machine with the same Repeat are the same step done again (a DHCP
+	// exchange with a new transaction ID), and the log stores the first
+	// of a run and then one every FoldWindow (see fold.go). Not stored.
+	Repeat string
+	// Repeats is how many repeats of the event were counted into it rather
+	// than stored: those since the run's previous stored event.
+	Repeats int
 }
 
 // Record queues ev for storage and returns without waiting for the disk:
@@ -83,6 +91,7 @@ func (db *DB) RecordSync(ctx context.Context, ev Event) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
+	db.rec.endRuns(ev.MAC) // stored, whatever it repeats
 	var id int64
 	err = db.do(ctx, func(t *tx) error {
 		ids, err := t.storeEvents([]Event{ev})
@@ -109,13 +118,13 @@ func (db *DB) checkEvent(ev Event) (Event, error) {
 	return ev, nil
 }
 
-const eventColumns = `id, at, mac, site, boot_id, kind, version, ip, source, detail`
+const eventColumns = `id, at, mac, site, boot_id, kind, version, ip, source, detail, repeats`
 
 func scanEvent(s scanner) (Event, error) {
 	var ev Event
 	var at, bootID sql.NullString
 	var mac, kind, ip string
-	if err := s.Scan(&ev.ID, &at, &mac, &ev.Site, &bootID, &kind, &ev.Version, &ip, &ev.Source, &ev.Detail); err != nil {
+	if err := s.Scan(&ev.ID, &at, &mac, &ev.Site, &bootID, &kind, &ev.Version, &ip, &ev.Source, &ev.Detail, &ev.Repeats); err != nil {
 		return ev, err
 	}
 	ev.MAC, ev.BootID, ev.Kind = sites.MAC(mac), bootID.String, EventKind(kind)

@@ -288,6 +288,9 @@ func (t *tx) recordTransition(r Rebuild) error {
 		fmtTime(t.db().now()), string(r.MAC), r.Site, string(EventRebuild), r.Target, detail); err != nil {
 		return fmt.Errorf("record rebuild event: %w", err)
 	}
+	// The machine's next DHCP exchange starts a run of repeats anew (see
+	// FoldWindow): it must be stored to move the machine on.
+	t.db().rec.endRuns(r.MAC)
 	if r.State == RebuildFailed {
 		return t.setMachineFailed(r.MAC)
 	}

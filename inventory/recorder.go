@@ -21,7 +21,8 @@ const recorderLimit = 4096
 type recorder struct {
 	mu      sync.Mutex
 	buf     []Event
-	pending bool // a write that will take buf is queued
+	pending bool   // a write that will take buf is queued
+	fold    folder // which events are repeats, counted rather than stored
 }
 
 // eventGather is how long recorded events wait for others before their
@@ -35,6 +36,10 @@ const eventGather = 20 * time.Millisecond
 // queues one after eventGather: events added meanwhile ride along.
 func (r *recorder) add(ctx context.Context, db *DB, ev Event) error {
 	r.mu.Lock()
+	if !r.fold.fold(&ev) {
+		r.mu.Unlock()
+		return nil
+	}
 	for len(r.buf) >= recorderLimit {
 		r.mu.Unlock()
 		if err := db.Flush(ctx); err != nil { // takes the buffer
@@ -58,6 +63,14 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event) error {
 		})
 	}
 	return nil
+}
+
+// endRuns forgets the repeats of mac (see FoldWindow): an event of it is
+// stored without passing through add.
+func (r *recorder) endRuns(mac sites.MAC) {
+	r.mu.Lock()
+	r.fold.end(mac)
+	r.mu.Unlock()
 }
 
 // takeOnce returns a write that stores the buffered events: it takes them on
@@ -213,19 +226,19 @@ const eventsPerInsert = 64
 // the first: the writer is the only one, so the rows get consecutive ids.
 func (t *tx) insertEvents(evs []Event) (int64, error) {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO boot_events (at, mac, site, boot_id, kind, version, ip, source, detail) VALUES `)
-	args := make([]any, 0, 9*len(evs))
+	q.WriteString(`INSERT INTO boot_events (at, mac, site, boot_id, kind, version, ip, source, detail, repeats) VALUES `)
+	args := make([]any, 0, 10*len(evs))
 	for i, ev := range evs {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		var bootID any
 		if ev.BootID != "" {
 			bootID = ev.BootID
 		}
 		args = append(args, ev.At.UTC().Format(timeFormat), string(ev.MAC), ev.Site, bootID, string(ev.Kind),
-			ev.Version, addrText(ev.IP), ev.Source, ev.Detail)
+			ev.Version, addrText(ev.IP), ev.Source, ev.Detail, ev.Repeats)
 	}
 	res, err := t.exec(q.String(), args...)
 	if err != nil {

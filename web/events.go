@@ -26,6 +26,10 @@ type EventView struct {
 	IP      string    `json:"ip,omitempty"`
 	Source  string    `json:"source,omitempty"`
 	Detail  string    `json:"detail,omitempty"`
+	// Repeats is how many repeats of this step were counted into it rather
+	// than stored (a client doing DHCP again and again; see
+	// inventory.FoldWindow).
+	Repeats int `json:"repeats,omitempty"`
 	// Machine and State are the machine's name and state once the event
 	// was stored (event streams and the recent-events panel only).
 	Machine string `json:"machine,omitempty"`
@@ -34,7 +38,7 @@ type EventView struct {
 
 func eventView(ev inventory.Event) EventView {
 	v := EventView{ID: ev.ID, At: ev.At, MAC: ev.MAC, Site: ev.Site, BootID: ev.BootID, Kind: string(ev.Kind),
-		Version: ev.Version, Source: ev.Source, Detail: ev.Detail}
+		Version: ev.Version, Source: ev.Source, Detail: ev.Detail, Repeats: ev.Repeats}
 	if ev.IP.IsValid() {
 		v.IP = ev.IP.String()
 	}

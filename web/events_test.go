@@ -136,3 +136,21 @@ func TestEventStreamEndsOnDone(t *testing.T) {
 		t.Fatal("the stream did not end when Done closed")
 	}
 }
+
+// An event that stands for repeats (a client doing DHCP again and again)
+// says how many, in the API and on the machine's and the overview's pages.
+func TestEventRepeatsShown(t *testing.T) {
+	f := newFixture(t, nil)
+	f.record(inventory.Event{MAC: macW1, Site: "lab", Kind: inventory.EventDHCPDiscover, At: f.clock.Now(), Repeats: 37})
+	var latest eventPage
+	f.getJSON("/api/v1/events?limit=1", &latest)
+	if len(latest.Events) != 1 || latest.Events[0].Repeats != 37 {
+		t.Fatalf("latest event %+v, want 37 repeats", latest.Events)
+	}
+	for _, page := range []string{"/machines/lab/lab-w1", "/"} {
+		code, body := f.call(viewerSecret, http.MethodGet, page, nil)
+		if code != http.StatusOK || !strings.Contains(string(body), `<span class="repeats" title="37 repeats counted, not stored">×37</span>`) {
+			t.Errorf("%s: %d, the event's repeats not shown", page, code)
+		}
+	}
+}

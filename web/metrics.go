@@ -172,6 +172,16 @@ func (m *Metrics) SiteActiveVersion(site, commit, tag string) {
 	m.active[site] = l
 }
 
+// CountFoldedEvents publishes folded(), the boot events counted as repeats
+// rather than stored (inventory.DB.Folded), as
+// undercloud_events_folded_total: a DHCP storm shows there, not in the log.
+func (m *Metrics) CountFoldedEvents(folded func() uint64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "undercloud_events_folded_total",
+		Help: "Boot events counted as repeats of a stored one rather than stored (a client doing DHCP again and again).",
+	}, func() float64 { return float64(folded()) }))
+}
+
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

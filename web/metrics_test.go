@@ -46,6 +46,7 @@ func TestMetricsPromtool(t *testing.T) {
 	m.SiteActiveVersion("lab", f.versions["v1"], "v1")
 	m.SiteActiveVersion("lab", f.versions["v2"], "v2")
 	m.SiteActiveVersion("second", f.versions["v1"], "v1")
+	m.CountFoldedEvents(func() uint64 { return 1234 })
 
 	resp, err := http.Get(f.http.URL + "/metrics")
 	if err != nil {
@@ -77,6 +78,7 @@ func TestMetricsPromtool(t *testing.T) {
 		`undercloud_rollouts_total{outcome="halted"} 1`,
 		`undercloud_site_active_version_info{site="lab",tag="v2",version="` + f.versions["v2"] + `"} 1`,
 		`undercloud_site_active_version_info{site="second",tag="v1",version="` + f.versions["v1"] + `"} 1`,
+		`undercloud_events_folded_total 1234`,
 		`undercloud_build_info{goversion="go`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,

@@ -24,13 +24,20 @@ func TestAppendJSONField(t *testing.T) {
 	}
 }
 
-func TestLeaseCaching(t *testing.T) {
-	ctx := context.Background()
-	db, err := inventory.Open(ctx, filepath.Join(t.TempDir(), "inv.db"))
+// openInventory opens a fresh inventory, closed when the test ends.
+func openInventory(t *testing.T) *inventory.DB {
+	t.Helper()
+	db, err := inventory.Open(context.Background(), filepath.Join(t.TempDir(), "inv.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestLeaseCaching(t *testing.T) {
+	ctx := context.Background()
+	db := openInventory(t)
 	l := newLeases(db)
 	hw := net.HardwareAddr{0x52, 0x54, 0, 0xaa, 0, 1}
 	ip := netip.MustParseAddr("10.99.0.150")
@@ -73,10 +80,7 @@ func TestLeaseCaching(t *testing.T) {
 // its lease from the cache: the inventory is not asked (here it is closed).
 func TestOfferFromBoundLease(t *testing.T) {
 	ctx := context.Background()
-	db, err := inventory.Open(ctx, filepath.Join(t.TempDir(), "inv.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openInventory(t)
 	l := newLeases(db)
 	hw := net.HardwareAddr{0x52, 0x54, 0, 0xaa, 0, 2}
 	ip := netip.MustParseAddr("10.99.0.151")
@@ -99,5 +103,48 @@ func TestOfferFromBoundLease(t *testing.T) {
 	other.Site = "second"
 	if _, err := l.Offer(ctx, hw, other, netip.Addr{}); err == nil {
 		t.Error("Offer on another site was answered from the lab's lease")
+	}
+}
+
+// DHCP events say what repeats them: the same exchange with a new xid is
+// counted, not stored, while the iPXE exchange that follows the firmware's
+// (another file, another firmware) is stored, and each stored event keeps
+// its xid.
+func TestDHCPEventsFoldRepeats(t *testing.T) {
+	ctx := context.Background()
+	db := openInventory(t)
+	e := newDHCPEvents(db, nil)
+	hw := net.HardwareAddr{0x52, 0x54, 0, 0xaa, 0, 2}
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	ip := netip.MustParseAddr("10.99.0.151")
+	pxe := dhcp.Boot{Firmware: dhcp.FirmwareBIOS, HasArch: true}
+	ipxe := dhcp.Boot{Firmware: dhcp.FirmwareIPXE}
+	for i, ev := range []dhcp.Event{
+		{Time: t0, Kind: dhcp.KindOffer, Site: "lab", MAC: hw, IP: ip, XID: 1, Boot: pxe, File: "undionly.kpxe"},
+		{Time: t0.Add(time.Second), Kind: dhcp.KindOffer, Site: "lab", MAC: hw, IP: ip, XID: 2, Boot: pxe, File: "undionly.kpxe"},
+		{Time: t0.Add(2 * time.Second), Kind: dhcp.KindOffer, Site: "lab", MAC: hw, IP: ip, XID: 3, Boot: ipxe, File: "http://10.99.0.1:8080/boot.ipxe"},
+	} {
+		e.Record(ev)
+		if i == 1 && db.Folded() != 1 {
+			t.Fatalf("the repeat with a new xid: Folded() = %d, want 1", db.Folded())
+		}
+	}
+	if err := db.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := db.Events(ctx, sites.MAC(hw.String()), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xids []string
+	for _, ev := range evs {
+		var d struct{ XID string }
+		if err := json.Unmarshal([]byte(ev.Detail), &d); err != nil {
+			t.Fatalf("detail %q: %v", ev.Detail, err)
+		}
+		xids = append(xids, d.XID)
+	}
+	if want := []string{"0x00000003", "0x00000001"}; len(xids) != 2 || xids[0] != want[0] || xids[1] != want[1] {
+		t.Errorf("stored the exchanges with xids %v, want %v", xids, want)
 	}
 }

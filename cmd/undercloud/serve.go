@@ -86,6 +86,7 @@ func newServer(ctx context.Context, cfg *serveConfig, sec *secrets, log *slog.Lo
 	}
 	s := &server{cfg: cfg, log: log, secrets: sec, db: db, ix: &index{}, refresh: make(chan bool, 1),
 		metrics: web.NewMetrics(buildVersion())}
+	s.metrics.CountFoldedEvents(db.Folded)
 	s.store = &pxe.Store{Dir: filepath.Join(cfg.DataDir, "images"), ArtifactRoot: cfg.ArtifactRoot,
 		Client: &http.Client{Timeout: 30 * time.Minute}, Log: log}
 	s.tracker = &sites.Tracker{

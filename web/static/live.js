@@ -55,7 +55,16 @@
       } else {
         td.textContent = text;
       }
-      if (i === 5) { td.className = "kind kind-" + ev.kind; }
+      if (i === 5) {
+        td.className = "kind kind-" + ev.kind;
+        if (ev.repeats) {
+          var rep = document.createElement("span");
+          rep.className = "repeats";
+          rep.title = ev.repeats + " repeats counted, not stored";
+          rep.textContent = " \u00d7" + ev.repeats;
+          td.appendChild(rep);
+        }
+      }
       if (i === 8) { td.className = "detail"; }
       tr.appendChild(td);
     });
