@@ -13,18 +13,19 @@ import (
 //
 // Why fold: the DHCP path records four events per exchange, and a client
 // that does DHCP again and again (a firmware retrying PXE, a NIC in a loop,
-// a DHCP storm, a load generator) would write thousands of identical rows a
-// second, half the server's CPU and about a gigabyte of log an hour, and
-// bury the steps of the machines that are booting. A repeat says nothing
-// new: the log keeps the first of a run and then one every FoldWindow,
-// which carries how many it stands for (Event.Repeats).
+// a DHCP storm, a load generator) would write identical rows as fast as it
+// asks: 10,000 such clients made 32,000 rows a second, half the server's
+// CPU and megabytes of database a second, burying the steps of the machines
+// that are booting. A repeat says nothing new: the log keeps the first of a
+// run and then one every FoldWindow, which carries how many it stands for
+// (Event.Repeats).
 //
 // A boot is never folded into the one before it: any event that is not a
-// repeat (a TFTP or HTTP step, booted, a heartbeat) ends its machine's runs,
-// and a machine cannot go from one DHCP exchange through a whole boot to
-// the next in FoldWindow. Folding leaves the machine's row as storing every
-// event would: a repeat changes neither its state nor its address (both are
-// part of what repeats), and last_seen is written at most every
+// repeat (a TFTP or HTTP step, booted, a heartbeat, a rebuild's transition)
+// ends its machine's runs. Folding leaves the machine's row as storing
+// every event would: a repeat follows its stored event with nothing else of
+// the machine in between, so it changes neither its state nor its address
+// (part of what repeats), and last_seen is written at most every
 // lastSeenEvery anyway.
 const FoldWindow = 10 * time.Second
 
@@ -74,7 +75,9 @@ func (f *folder) fold(ev *Event) bool {
 		return true
 	}
 	r := &runs[i]
-	if ev.At.Sub(r.stored) < FoldWindow {
+	// A repeat earlier than the stored one (the clock stepped back) is
+	// stored: folding until the clock caught up could hide hours.
+	if d := ev.At.Sub(r.stored); d >= 0 && d < FoldWindow {
 		r.count++
 		f.folded.Add(1)
 		return false

@@ -32,6 +32,9 @@ func TestFolder(t *testing.T) {
 		{FoldWindow + 3*time.Second, 1, "discover", true, 0},       // a new boot starts a new run
 		{FoldWindow + 4*time.Second, 1, "offer 10.0.0.5", true, 0}, // its run ended too
 		{FoldWindow + 4*time.Second, 2, "discover", true, 0},       // a window after machine 2's first
+		{FoldWindow + 5*time.Second, 2, "discover", false, 0},
+		{FoldWindow, 2, "discover", true, 1}, // the clock stepped back: stored, not folded until it catches up
+		{FoldWindow + time.Second, 2, "discover", false, 0},
 	}
 	folded := 0
 	for i, s := range steps {
