@@ -49,10 +49,12 @@ type Event struct {
 	IP      netip.Addr // the machine's address, when known
 	Source  string     // the request's source address (IP:port)
 	Detail  string     // free text or JSON
-	// Repeat, when set, says what the event repeats: the events of one
-	// machine with the same Repeat are the same step done again (a DHCP
-	// exchange with a new transaction ID), and the log stores the first
-	// of a run and then one every FoldWindow (see fold.go). Not stored.
+	// Repeat, when set, marks a step that a machine may do again and again
+	// and says what of Detail a repeat says again: Detail without what
+	// changes every time (a DHCP exchange's transaction ID). Events of one
+	// machine that agree in Repeat and in every other stored field but the
+	// time are the same step done again, and the log stores the first of a
+	// run and then one every FoldWindow (see fold.go). Not stored.
 	Repeat string
 	// Repeats is how many repeats of the event were counted into it rather
 	// than stored: those since the run's previous stored event.

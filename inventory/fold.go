@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -44,26 +45,42 @@ type folder struct {
 	folded atomic.Uint64 // repeats counted, not stored, since start
 }
 
-// run is one repeating event of a machine: the key it repeats (Event.Repeat),
-// when its last stored event happened, and how many repeats were counted
-// since.
+// run is one repeating event of a machine: what it repeats, when its last
+// stored event happened, and how many repeats were counted since.
 type run struct {
-	key    string
+	same   sameness
 	stored time.Time
 	count  int
 }
 
+// sameness is what a repeat has in common with the event it repeats: every
+// stored field but the time and what Event.Repeat leaves out of Detail.
+type sameness struct {
+	kind     EventKind
+	site     string
+	ip       netip.Addr
+	bootID   string
+	version  string
+	source   string
+	repeated string
+}
+
+func samenessOf(ev *Event) sameness {
+	return sameness{ev.Kind, ev.Site, ev.IP, ev.BootID, ev.Version, ev.Source, ev.Repeat}
+}
+
 // fold reports whether ev is to be stored. A stored repeat gets the count
 // of the repeats folded into it (ev.Repeats); a repeat within FoldWindow of
-// its run's stored event is counted instead. An event with no Repeat key
-// ends its machine's runs.
+// its run's stored event is counted instead. An event with no Repeat ends
+// its machine's runs.
 func (f *folder) fold(ev *Event) bool {
 	if ev.Repeat == "" {
-		delete(f.runs, ev.MAC)
+		f.end(ev.MAC)
 		return true
 	}
+	same := samenessOf(ev)
 	runs := f.runs[ev.MAC]
-	i := slices.IndexFunc(runs, func(r run) bool { return r.key == ev.Repeat })
+	i := slices.IndexFunc(runs, func(r run) bool { return r.same == same })
 	if i < 0 {
 		if f.runs == nil || len(f.runs) >= maxFoldMACs {
 			f.runs = make(map[sites.MAC][]run)
@@ -71,7 +88,7 @@ func (f *folder) fold(ev *Event) bool {
 		if len(runs) == maxRuns {
 			runs = slices.Delete(runs, 0, 1) // the oldest run
 		}
-		f.runs[ev.MAC] = append(runs, run{key: ev.Repeat, stored: ev.At})
+		f.runs[ev.MAC] = append(runs, run{same: same, stored: ev.At})
 		return true
 	}
 	r := &runs[i]

@@ -38,7 +38,7 @@ func TestFolder(t *testing.T) {
 	}
 	folded := 0
 	for i, s := range steps {
-		ev := Event{MAC: testMAC(s.mac), At: t0.Add(s.at), Repeat: s.key}
+		ev := Event{MAC: testMAC(s.mac), At: t0.Add(s.at), Kind: EventDHCPOffer, IP: testIP(5), Repeat: s.key}
 		if got := f.fold(&ev); got != s.store || ev.Repeats != s.repeats {
 			t.Errorf("step %d (%v, machine %d, %q): store %v with %d repeats, want %v with %d",
 				i, s.at, s.mac, s.key, got, ev.Repeats, s.store, s.repeats)
@@ -47,6 +47,35 @@ func TestFolder(t *testing.T) {
 			folded++
 		}
 	}
+	// What a repeat has in common with its run is more than Repeat: an
+	// offer of another address, of another kind, another site or boot is
+	// a step of its own.
+	t1 := t0.Add(FoldWindow + 6*time.Second)
+	base := Event{MAC: testMAC(3), At: t1, Kind: EventDHCPOffer, Site: "lab", IP: testIP(5), Repeat: "}"}
+	if !f.fold(&base) {
+		t.Fatal("the first offer to machine 3 folded")
+	}
+	for name, change := range map[string]func(*Event){
+		"address": func(ev *Event) { ev.IP = testIP(6) },
+		"kind":    func(ev *Event) { ev.Kind = EventDHCPAck },
+		"site":    func(ev *Event) { ev.Site = "second" },
+		"boot":    func(ev *Event) { ev.BootID = "b2" },
+		"version": func(ev *Event) { ev.Version = "c2" },
+		"source":  func(ev *Event) { ev.Source = "10.0.0.9:68" },
+	} {
+		ev := base
+		ev.At = t1.Add(time.Second)
+		change(&ev)
+		if !f.fold(&ev) {
+			t.Errorf("an event with another %s folded into the run", name)
+		}
+	}
+	again := base
+	again.At = t1.Add(2 * time.Second)
+	if f.fold(&again) {
+		t.Error("the same offer again was stored, want folded")
+	}
+	folded++
 	if got := f.folded.Load(); got != uint64(folded) {
 		t.Errorf("folded %d, want %d", got, folded)
 	}
@@ -91,10 +120,10 @@ func TestRecordFoldsRepeats(t *testing.T) {
 			kind EventKind
 			ip   bool
 		}{{EventDHCPDiscover, false}, {EventDHCPOffer, true}, {EventDHCPRequest, false}, {EventDHCPAck, true}} {
-			ev := Event{MAC: mac, Site: "lab", Kind: s.kind, Detail: `{"xid":"0x1"}`, Repeat: string(s.kind)}
+			// One Repeat for every kind: the kind tells the steps apart.
+			ev := Event{MAC: mac, Site: "lab", Kind: s.kind, Detail: `{"xid":"0x1"}`, Repeat: "}"}
 			if s.ip {
 				ev.IP = testIP(5)
-				ev.Repeat += " " + testIP(5).String()
 			}
 			if err := db.Record(ctx, ev); err != nil {
 				t.Fatal(err)

@@ -13,8 +13,8 @@ import (
 // left in one burst that overflowed the receiving socket (a relay agent's
 // or a client's). Niced, they take what the packet path leaves, which is
 // most of it (the oversleeps remain, fewer: the rest comes from the host
-// and the Go runtime): a commit still gets about a tenth of a core that is wanted
-// by others at the same time, a checkpoint less. A lease write a DHCP
+// and the Go runtime): a commit still gets about a tenth of a core that
+// others want at the same time, a checkpoint less. A lease write a DHCP
 // answer waits for goes through the writer too, so it is niced less than
 // the checkpointer, which nothing waits for.
 const (

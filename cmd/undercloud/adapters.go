@@ -226,29 +226,29 @@ func (e *dhcpEvents) Record(ev dhcp.Event) {
 	}
 	mac := sites.MAC(ev.MAC.String())
 	// Built by hand, not through a map and encoding/json: this runs for
-	// every packet of a datacenter bring-up. rest is all the detail says
-	// but the xid: what a repeat of the exchange says again.
-	rest := make([]byte, 0, 128)
+	// every packet of a datacenter bring-up.
+	d := fmt.Appendf(make([]byte, 0, 160), `{"xid":"0x%08x"`, ev.XID)
+	afterXID := len(d)
 	for _, kv := range [...][2]string{{"file", ev.File}, {"firmware", firmwareName(ev.Boot.Firmware)},
 		{"relay", addrString(ev.Relay)}, {"reason", ev.Reason}} {
 		if kv[1] != "" {
-			rest = appendJSONField(rest, kv[0], kv[1])
+			d = appendJSONField(d, kv[0], kv[1])
 		}
 	}
 	if ev.Proxy {
-		rest = append(rest, `,"proxy":true`...)
+		d = append(d, `,"proxy":true`...)
 	}
-	rest = append(rest, '}')
+	d = append(d, '}')
+	detail := string(d)
 	ip := ev.IP
 	if kind == inventory.EventDHCPDiscover || kind == inventory.EventDHCPRequest || kind == inventory.EventDHCPNak {
 		ip = netip.Addr{} // not the machine's address (yet)
 	}
-	d := append(fmt.Appendf(make([]byte, 0, 16+len(rest)), `{"xid":"0x%08x"`, ev.XID), rest...)
 	if err := e.db.Record(context.Background(), inventory.Event{
-		At: ev.Time, MAC: mac, Site: ev.Site, Kind: kind, IP: ip, Detail: string(d),
+		At: ev.Time, MAC: mac, Site: ev.Site, Kind: kind, IP: ip, Detail: detail,
 		// A client doing DHCP again and again says the same but for the
 		// xid: the inventory stores such repeats once every FoldWindow.
-		Repeat: string(kind) + " " + ev.Site + " " + addrString(ip) + " " + string(rest),
+		Repeat: detail[afterXID:],
 	}); err != nil {
 		e.log.Warn("record DHCP event", "mac", mac, "err", err)
 	}
