@@ -1,6 +1,8 @@
 package pxe
 
 import (
+	"github.com/undercloud/undercloud/images"
+
 	"errors"
 	"io/fs"
 	"net/http"
@@ -95,7 +97,7 @@ func (s *server) artifact(w *respWriter, r *http.Request) {
 		}
 		s.record(ev)
 	}()
-	if !isDigest(digest) {
+	if !images.IsDigest(digest) {
 		s.log.Info("artifact: not a sha256 digest", "mac", mac, "ip", ip.String(), "file", ev.File)
 		bare(w, http.StatusNotFound)
 		return

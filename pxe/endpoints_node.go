@@ -1,6 +1,8 @@
 package pxe
 
 import (
+	"github.com/undercloud/undercloud/images"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -141,14 +143,14 @@ func readCallbackBody(w http.ResponseWriter, r *http.Request) (callbackBody, int
 	if err := json.Unmarshal(data, &b); err != nil {
 		return b, http.StatusBadRequest, fmt.Errorf("body is not the expected JSON: %w", err)
 	}
-	if b.Digest != "" && !isDigest(b.Digest) {
+	if b.Digest != "" && !images.IsDigest(b.Digest) {
 		return b, http.StatusBadRequest, errors.New("digest is not a sha256 digest")
 	}
 	if len(b.Hostname) > 253 || cleanHostname(b.Hostname) != b.Hostname {
 		return b, http.StatusBadRequest, errors.New("hostname is not a host name")
 	}
 	for path, sum := range b.Files {
-		if path == "" || len(path) > 4096 || !isDigest(sum) {
+		if path == "" || len(path) > 4096 || !images.IsDigest(sum) {
 			return b, http.StatusBadRequest, fmt.Errorf("files: %q: want a path and a sha256 digest", printable(path))
 		}
 	}

@@ -1,6 +1,8 @@
 package pxe
 
 import (
+	"crypto/rand"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -159,4 +161,11 @@ func (m *metrics) tftpCalls() []tftpCall {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]tftpCall(nil), m.tftp...)
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
 }

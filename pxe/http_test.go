@@ -1,6 +1,8 @@
 package pxe
 
 import (
+	"github.com/undercloud/undercloud/images"
+
 	"bufio"
 	"context"
 	"fmt"
@@ -103,7 +105,7 @@ func newBootEnv(t *testing.T) *bootEnv {
 		clock:     testkit.New(time.Now()),
 		logs:      &testkit.SyncBuffer{},
 	}
-	store := &Store{Dir: t.TempDir()}
+	store := &images.Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	for _, b := range [][]byte{e.kernel, e.initrd} {
 		p := filepath.Join(src, sha256Hex(b))

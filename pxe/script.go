@@ -1,6 +1,8 @@
 package pxe
 
 import (
+	"github.com/undercloud/undercloud/images"
+
 	"embed"
 	"fmt"
 	"net/url"
@@ -219,7 +221,7 @@ func checkTarget(t Target) error {
 			return fmt.Errorf("script for %s: ignition argument %q: not a kernel argument name", t.MAC, t.IgnitionArg)
 		}
 	}
-	if !isDigest(t.Kernel) || !isDigest(t.Initrd) || (t.Rootfs != "" && !isDigest(t.Rootfs)) {
+	if !images.IsDigest(t.Kernel) || !images.IsDigest(t.Initrd) || (t.Rootfs != "" && !images.IsDigest(t.Rootfs)) {
 		return fmt.Errorf("script for %s: kernel, initrd and rootfs must be sha256 digests", t.MAC)
 	}
 	for _, arg := range t.KernelArgs {
@@ -267,18 +269,4 @@ func isWordRune(c rune) bool {
 // isToken reports whether s is unpadded base64url, as Tokens.Mint makes.
 func isToken(s string) bool {
 	return isWord(s) && !strings.Contains(s, ".")
-}
-
-// isDigest reports whether s is a sha256 digest: 64 lower-case hex digits,
-// as the site repo writes them.
-func isDigest(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

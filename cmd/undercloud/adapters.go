@@ -23,16 +23,15 @@ import (
 // The composition root adapts the inventory and the tracker to the small
 // interfaces the dhcp, pxe and sites packages declare.
 var (
-	_ dhcp.LeaseCache       = leases{}
-	_ dhcp.Leases           = leases{}
-	_ dhcp.Recorder         = (*dhcpEvents)(nil)
-	_ pxe.Targets           = (*boots)(nil)
-	_ pxe.Configs           = (*boots)(nil)
-	_ pxe.Callbacks         = (*boots)(nil)
-	_ pxe.Recorder          = (*boots)(nil)
-	_ pxe.Leases            = leases{}
-	_ sites.VersionStore    = versionStore{}
-	_ sites.ArtifactChecker = storeChecker{}
+	_ dhcp.LeaseCache    = leases{}
+	_ dhcp.Leases        = leases{}
+	_ dhcp.Recorder      = (*dhcpEvents)(nil)
+	_ pxe.Targets        = (*boots)(nil)
+	_ pxe.Configs        = (*boots)(nil)
+	_ pxe.Callbacks      = (*boots)(nil)
+	_ pxe.Recorder       = (*boots)(nil)
+	_ pxe.Leases         = leases{}
+	_ sites.VersionStore = versionStore{}
 )
 
 // declineHold is how long an address a client declined (someone else
@@ -553,13 +552,4 @@ func (v versionStore) ActiveCommit(ctx context.Context, site string) (string, er
 func (v versionStore) RecordVersion(ctx context.Context, site string, ver sites.Version, ps sites.Problems) error {
 	_, err := v.db.RecordValidation(ctx, site, ver, ps)
 	return err
-}
-
-// storeChecker makes the gate import every artifact into the image store:
-// a version whose artifacts cannot be had (or have the wrong digest) is
-// rejected, and an accepted one can be served at once.
-type storeChecker struct{ store *pxe.Store }
-
-func (s storeChecker) CheckArtifact(ctx context.Context, a sites.Artifact) error {
-	return s.store.Import(ctx, a.Source(), a.SHA256)
 }

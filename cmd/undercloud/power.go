@@ -6,7 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/undercloud/undercloud/inventory"
-	"github.com/undercloud/undercloud/pxe/power"
+	"github.com/undercloud/undercloud/power"
 	"github.com/undercloud/undercloud/sites"
 )
 

@@ -18,9 +18,10 @@ import (
 
 	"github.com/undercloud/undercloud/dhcp"
 	"github.com/undercloud/undercloud/ignition"
+	"github.com/undercloud/undercloud/images"
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/pxe"
-	"github.com/undercloud/undercloud/pxe/rebuild"
+	"github.com/undercloud/undercloud/rebuild"
 	"github.com/undercloud/undercloud/sites"
 	"github.com/undercloud/undercloud/web"
 )
@@ -31,7 +32,7 @@ type server struct {
 	log     *slog.Logger
 	secrets *secrets
 	db      *inventory.DB
-	store   *pxe.Store
+	store   *images.Store
 	ix      *index
 	tracker *sites.Tracker
 	refresh chan bool // on-demand refresh of the site repo (true: retry rejected versions)
@@ -87,12 +88,12 @@ func newServer(ctx context.Context, cfg *serveConfig, sec *secrets, log *slog.Lo
 	s := &server{cfg: cfg, log: log, secrets: sec, db: db, ix: &index{}, refresh: make(chan bool, 1),
 		metrics: web.NewMetrics(buildVersion())}
 	s.metrics.CountFoldedEvents(db.Folded)
-	s.store = &pxe.Store{Dir: filepath.Join(cfg.DataDir, "images"), ArtifactRoot: cfg.ArtifactRoot,
+	s.store = &images.Store{Dir: filepath.Join(cfg.DataDir, "images"), ArtifactRoot: cfg.ArtifactRoot,
 		Client: &http.Client{Timeout: 30 * time.Minute}, Log: log}
 	s.tracker = &sites.Tracker{
 		Repo:   &sites.Repo{URL: cfg.Repo, Dir: filepath.Join(cfg.DataDir, "repo.git"), Log: log},
 		Branch: cfg.Branch, Sites: cfg.Sites,
-		Gate:  sites.Gate{Renderer: ignition.Renderer{}, Artifacts: storeChecker{s.store}},
+		Gate:  sites.Gate{Renderer: ignition.Renderer{}, Artifacts: s.store},
 		Store: versionStore{db}, Log: log,
 		OnActivate: s.activated,
 	}

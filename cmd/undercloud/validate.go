@@ -5,11 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/undercloud/undercloud/ignition"
+	"github.com/undercloud/undercloud/images"
 	"github.com/undercloud/undercloud/sites"
 )
 
@@ -173,7 +176,7 @@ func checked(ctx context.Context, f repoFlags) ([]candidate, sites.Problems, err
 // names, when it is set), with the other candidates as the other sites for
 // the cross-site checks: each conflict is reported once, on the later site.
 func checkCandidates(ctx context.Context, cands []candidate, f repoFlags) sites.Problems {
-	gate := sites.Gate{Renderer: ignition.Renderer{}, Artifacts: newArtifactChecker(f.artifactRoot)}
+	gate := sites.Gate{Renderer: ignition.Renderer{}, Artifacts: &images.Store{ArtifactRoot: f.artifactRoot, Client: &http.Client{Timeout: 30 * time.Minute}}}
 	var ps sites.Problems
 	for i, c := range cands {
 		if f.site != "" && c.site != f.site {

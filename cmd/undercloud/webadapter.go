@@ -5,7 +5,7 @@ import (
 	"errors"
 
 	"github.com/undercloud/undercloud/inventory"
-	"github.com/undercloud/undercloud/pxe/rebuild"
+	"github.com/undercloud/undercloud/rebuild"
 	"github.com/undercloud/undercloud/sites"
 	"github.com/undercloud/undercloud/web"
 )

@@ -1,6 +1,9 @@
-package pxe
+package images
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -316,4 +319,18 @@ func TestStoreOpenUnknown(t *testing.T) {
 			t.Errorf("Has(%q) = true", d)
 		}
 	}
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,4 +1,4 @@
-package pxe
+package images
 
 import (
 	"context"
@@ -35,7 +35,7 @@ type Store struct {
 
 // Has reports whether the artifact with digest is in the store.
 func (s *Store) Has(digest string) bool {
-	if !isDigest(digest) {
+	if !IsDigest(digest) {
 		return false
 	}
 	st, err := os.Stat(s.path(digest))
@@ -45,7 +45,7 @@ func (s *Store) Has(digest string) bool {
 // Open opens the artifact with digest for reading. An unknown digest (or a
 // string that is not one) is an error wrapping fs.ErrNotExist.
 func (s *Store) Open(digest string) (*os.File, error) {
-	if !isDigest(digest) {
+	if !IsDigest(digest) {
 		return nil, fmt.Errorf("open artifact %q: not a sha256 digest: %w", printable(digest), fs.ErrNotExist)
 	}
 	f, err := os.Open(s.path(digest))
@@ -64,7 +64,7 @@ func (s *Store) path(digest string) string { return filepath.Join(s.Dir, "sha256
 // only a verified, synced file is linked to its final name; on any error
 // nothing is left behind.
 func (s *Store) Import(ctx context.Context, source, digest string) error {
-	if !isDigest(digest) {
+	if !IsDigest(digest) {
 		return fmt.Errorf("import %s: %q is not a sha256 digest (64 lower-case hex digits)", redact(source), digest)
 	}
 	if s.Dir == "" {

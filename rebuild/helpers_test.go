@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/undercloud/undercloud/inventory"
-	"github.com/undercloud/undercloud/pxe/power"
+	"github.com/undercloud/undercloud/power"
 	"github.com/undercloud/undercloud/sites"
 	"github.com/undercloud/undercloud/testvm/testkit"
 )

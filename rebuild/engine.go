@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/undercloud/undercloud/inventory"
-	"github.com/undercloud/undercloud/pxe/power"
+	"github.com/undercloud/undercloud/power"
 	"github.com/undercloud/undercloud/sites"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/undercloud/undercloud/inventory"
-	"github.com/undercloud/undercloud/pxe/power"
+	"github.com/undercloud/undercloud/power"
 	"github.com/undercloud/undercloud/sites"
 )
 
