@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"github.com/undercloud/undercloud/event"
 	"sync/atomic"
 	"testing"
 
@@ -47,14 +48,14 @@ func BenchmarkExchange(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			mac := testMAC(int(next.Add(1)))
-			rec := func(k EventKind) bool {
+			rec := func(k event.Kind) bool {
 				if err := db.Record(ctx, Event{MAC: mac, Site: "lab", Kind: k, Source: "0.0.0.0:68"}); err != nil {
 					b.Error(err)
 					return false
 				}
 				return true
 			}
-			if !rec(EventDHCPDiscover) {
+			if !rec(event.DHCPDiscover) {
 				return
 			}
 			l, err := db.Allocate(ctx, LeaseRequest{MAC: mac, Site: "lab"}, r)
@@ -62,14 +63,14 @@ func BenchmarkExchange(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			if !rec(EventDHCPOffer) || !rec(EventDHCPRequest) {
+			if !rec(event.DHCPOffer) || !rec(event.DHCPRequest) {
 				return
 			}
 			if _, err := db.Bind(ctx, LeaseRequest{MAC: mac, IP: l.IP, Site: "lab"}); err != nil {
 				b.Error(err)
 				return
 			}
-			if !rec(EventDHCPAck) {
+			if !rec(event.DHCPAck) {
 				return
 			}
 		}
@@ -109,7 +110,7 @@ func BenchmarkRecord(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := int(next.Add(1))
-			if err := db.Record(ctx, Event{MAC: testMAC(i % 5000), Site: "lab", Kind: EventDHCPDiscover}); err != nil {
+			if err := db.Record(ctx, Event{MAC: testMAC(i % 5000), Site: "lab", Kind: event.DHCPDiscover}); err != nil {
 				b.Error(err)
 				return
 			}

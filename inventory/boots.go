@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/undercloud/undercloud/event"
 	"slices"
 	"time"
 
@@ -43,9 +44,9 @@ type Step struct {
 // machine has already booted: the firmware's DHCPDISCOVER, or the first
 // fetches of a machine whose DHCP another server answers. A running OS
 // renewing its lease (request, ack) does not.
-func startsBoot(k EventKind) bool {
+func startsBoot(k event.Kind) bool {
 	switch k {
-	case EventDHCPDiscover, EventTFTP, EventIPXEChain, EventIPXEScript:
+	case event.DHCPDiscover, event.TFTP, event.IPXEChain, event.IPXEScript:
 		return true
 	}
 	return false
@@ -104,7 +105,7 @@ func GroupBoots(events []Event, gap time.Duration) []Boot {
 
 // note updates what GroupBoots tracks of the current boot with its event ev.
 func note(ev Event, running bool, bootID string) (bool, string) {
-	if ev.Kind == EventBooted || ev.Kind == EventHeartbeat {
+	if ev.Kind == event.Booted || ev.Kind == event.Heartbeat {
 		running = true
 	}
 	if bootID == "" {
@@ -123,7 +124,7 @@ func splitAt(cur []Event, old string) int {
 		}
 	}
 	for i := last + 1; i < len(cur); i++ {
-		if cur[i].Kind == EventDHCPDiscover {
+		if cur[i].Kind == event.DHCPDiscover {
 			return i
 		}
 	}
@@ -142,10 +143,10 @@ func makeBoot(g []Event) Boot {
 			b.BootID = ev.BootID
 		}
 		switch {
-		case ev.Kind == EventBooted:
+		case ev.Kind == event.Booted:
 			b.Booted = true
 			b.Version = ev.Version
-		case ev.Kind == EventIgnitionDenied:
+		case ev.Kind == event.IgnitionDenied:
 			denied = true
 		}
 		if ev.Version != "" && !b.Booted {

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"github.com/undercloud/undercloud/event"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 // the literal.
 type bootEv struct {
 	sec     int
-	kind    EventKind
+	kind    event.Kind
 	bootID  string
 	version string
 }
@@ -33,18 +34,18 @@ func summary(b Boot) string {
 
 func TestGroupBoots(t *testing.T) {
 	const (
-		disc   = EventDHCPDiscover
-		offer  = EventDHCPOffer
-		req    = EventDHCPRequest
-		ack    = EventDHCPAck
-		tftp   = EventTFTP
-		chain  = EventIPXEChain
-		script = EventIPXEScript
-		art    = EventArtifact
-		ign    = EventIgnition
-		denied = EventIgnitionDenied
-		booted = EventBooted
-		beat   = EventHeartbeat
+		disc   = event.DHCPDiscover
+		offer  = event.DHCPOffer
+		req    = event.DHCPRequest
+		ack    = event.DHCPAck
+		tftp   = event.TFTP
+		chain  = event.IPXEChain
+		script = event.IPXEScript
+		art    = event.Artifact
+		ign    = event.Ignition
+		denied = event.IgnitionDenied
+		booted = event.Booted
+		beat   = event.Heartbeat
 	)
 	for name, tc := range map[string]struct {
 		events []bootEv
@@ -129,7 +130,7 @@ func TestBoots(t *testing.T) {
 	clk := newClock()
 	db := openTest(t, clk)
 	mac := testMAC(1)
-	for _, k := range []EventKind{EventDHCPDiscover, EventIPXEScript, EventBooted, EventDHCPDiscover, EventIPXEScript} {
+	for _, k := range []event.Kind{event.DHCPDiscover, event.IPXEScript, event.Booted, event.DHCPDiscover, event.IPXEScript} {
 		clk.Advance(time.Second)
 		if err := db.Record(ctx, Event{MAC: mac, Kind: k, Version: "c1"}); err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/undercloud/undercloud/event"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -196,7 +197,7 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.RecordSync(ctx, Event{MAC: testMAC(1), Kind: EventDHCPDiscover}); err != nil {
+	if _, err := db.RecordSync(ctx, Event{MAC: testMAC(1), Kind: event.DHCPDiscover}); err != nil {
 		t.Fatal(err)
 	}
 	ro, err := OpenReadOnly(ctx, path)
@@ -230,14 +231,14 @@ func TestClosed(t *testing.T) {
 	}
 	// Queued writes are committed by Close.
 	for i := range 50 {
-		if err := db.Record(ctx, Event{MAC: testMAC(i), Kind: EventDHCPDiscover}); err != nil {
+		if err := db.Record(ctx, Event{MAC: testMAC(i), Kind: event.DHCPDiscover}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Record(ctx, Event{MAC: testMAC(1), Kind: EventDHCPDiscover}); !errors.Is(err, ErrClosed) {
+	if err := db.Record(ctx, Event{MAC: testMAC(1), Kind: event.DHCPDiscover}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Record after Close: %v, want ErrClosed", err)
 	}
 	if _, err := db.Bind(ctx, LeaseRequest{MAC: testMAC(1), IP: testIP(1)}); !errors.Is(err, ErrClosed) {
@@ -311,7 +312,7 @@ func TestOpenPaths(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open(%q): %v", p, err)
 		}
-		if _, err := db.RecordSync(ctx, Event{MAC: testMAC(1), Kind: EventTFTP}); err != nil {
+		if _, err := db.RecordSync(ctx, Event{MAC: testMAC(1), Kind: event.TFTP}); err != nil {
 			t.Fatal(err)
 		}
 		ro, err := OpenReadOnly(ctx, p)

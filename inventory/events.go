@@ -4,38 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/undercloud/undercloud/event"
 	"net/netip"
 	"time"
 
 	"github.com/undercloud/undercloud/sites"
 )
-
-// EventKind names a boot step. The list is open: a kind not known here is
-// stored and shown, and leaves the machine's state alone.
-type EventKind string
-
-// The boot steps the DHCP and HTTP paths record (docs/boot-flow.md).
-const (
-	EventDHCPDiscover   EventKind = "dhcp-discover"
-	EventDHCPOffer      EventKind = "dhcp-offer"
-	EventDHCPRequest    EventKind = "dhcp-request"
-	EventDHCPAck        EventKind = "dhcp-ack"
-	EventDHCPNak        EventKind = "dhcp-nak"
-	EventDHCPRelease    EventKind = "dhcp-release"
-	EventDHCPDecline    EventKind = "dhcp-decline"
-	EventDHCPInform     EventKind = "dhcp-inform"
-	EventTFTP           EventKind = "tftp"            // an iPXE binary fetched
-	EventIPXEChain      EventKind = "ipxe-chain"      // GET /boot.ipxe
-	EventIPXEScript     EventKind = "ipxe-script"     // GET /ipxe: the machine's script
-	EventArtifact       EventKind = "artifact"        // an image file fetched
-	EventIgnition       EventKind = "ignition"        // Ignition config served
-	EventIgnitionDenied EventKind = "ignition-denied" // Ignition config refused (bad token)
-	EventBooted         EventKind = "booted"          // the node reported booted on Version
-	EventHeartbeat      EventKind = "heartbeat"       // the node is still alive
-)
-
-// String returns the kind's name, as stored.
-func (k EventKind) String() string { return string(k) }
 
 // Event is one step of a machine's boot, as the server saw it.
 type Event struct {
@@ -44,7 +18,7 @@ type Event struct {
 	MAC     sites.MAC
 	Site    string
 	BootID  string // groups the events of one boot, when the step knows it
-	Kind    EventKind
+	Kind    event.Kind
 	Version string     // config version (commit) involved, if any
 	IP      netip.Addr // the machine's address, when known
 	Source  string     // the request's source address (IP:port)
@@ -70,7 +44,7 @@ type Event struct {
 //
 // Storing an event also updates its machine in the same transaction:
 // last_seen, last_ip (when ev.IP is set), the state (see State), and on
-// EventBooted current_version. A MAC never seen before becomes a discovered
+// event.Booted current_version. A MAC never seen before becomes a discovered
 // machine.
 func (db *DB) Record(ctx context.Context, ev Event) error {
 	ev, err := db.checkEvent(ev)
@@ -129,7 +103,7 @@ func scanEvent(s scanner) (Event, error) {
 	if err := s.Scan(&ev.ID, &at, &mac, &ev.Site, &bootID, &kind, &ev.Version, &ip, &ev.Source, &ev.Detail, &ev.Repeats); err != nil {
 		return ev, err
 	}
-	ev.MAC, ev.BootID, ev.Kind = sites.MAC(mac), bootID.String, EventKind(kind)
+	ev.MAC, ev.BootID, ev.Kind = sites.MAC(mac), bootID.String, event.Kind(kind)
 	var err error
 	if ev.IP, err = parseAddr(ip); err != nil {
 		return ev, err

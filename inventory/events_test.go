@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"github.com/undercloud/undercloud/event"
 	"net/netip"
 	"testing"
 	"time"
@@ -12,27 +13,27 @@ import (
 func TestNextState(t *testing.T) {
 	for name, tc := range map[string]struct {
 		cur  State
-		kind EventKind
+		kind event.Kind
 		want State
 	}{
-		"unknown machine discovers":          {StateDiscovered, EventDHCPDiscover, StateBooting},
-		"known machine fetches iPXE":         {StateKnown, EventTFTP, StateBooting},
-		"provisioned machine reboots":        {StateProvisioned, EventDHCPDiscover, StateBooting},
-		"running OS renews its lease":        {StateProvisioned, EventDHCPRequest, StateProvisioned},
-		"renewal ack":                        {StateProvisioned, EventDHCPAck, StateProvisioned},
-		"request during a boot":              {StateBooting, EventDHCPRequest, StateBooting},
-		"known machine's first request":      {StateKnown, EventDHCPAck, StateBooting},
-		"boot completes":                     {StateBooting, EventBooted, StateProvisioned},
-		"booted without steps seen":          {StateKnown, EventBooted, StateProvisioned},
-		"config refused":                     {StateProvisioned, EventIgnitionDenied, StateProvisioned},
-		"failed machine retries":             {StateFailed, EventDHCPDiscover, StateBooting},
-		"heartbeat changes nothing":          {StateProvisioned, EventHeartbeat, StateProvisioned},
-		"heartbeat while booting":            {StateBooting, EventHeartbeat, StateBooting},
-		"release changes nothing":            {StateProvisioned, EventDHCPRelease, StateProvisioned},
-		"inform changes nothing":             {StateKnown, EventDHCPInform, StateKnown},
-		"a kind added later changes nothing": {StateProvisioned, EventKind("bmc-power-cycle"), StateProvisioned},
-		"artifact fetch":                     {StateProvisioned, EventArtifact, StateBooting},
-		"ignition served":                    {StateBooting, EventIgnition, StateBooting},
+		"unknown machine discovers":          {StateDiscovered, event.DHCPDiscover, StateBooting},
+		"known machine fetches iPXE":         {StateKnown, event.TFTP, StateBooting},
+		"provisioned machine reboots":        {StateProvisioned, event.DHCPDiscover, StateBooting},
+		"running OS renews its lease":        {StateProvisioned, event.DHCPRequest, StateProvisioned},
+		"renewal ack":                        {StateProvisioned, event.DHCPAck, StateProvisioned},
+		"request during a boot":              {StateBooting, event.DHCPRequest, StateBooting},
+		"known machine's first request":      {StateKnown, event.DHCPAck, StateBooting},
+		"boot completes":                     {StateBooting, event.Booted, StateProvisioned},
+		"booted without steps seen":          {StateKnown, event.Booted, StateProvisioned},
+		"config refused":                     {StateProvisioned, event.IgnitionDenied, StateProvisioned},
+		"failed machine retries":             {StateFailed, event.DHCPDiscover, StateBooting},
+		"heartbeat changes nothing":          {StateProvisioned, event.Heartbeat, StateProvisioned},
+		"heartbeat while booting":            {StateBooting, event.Heartbeat, StateBooting},
+		"release changes nothing":            {StateProvisioned, event.DHCPRelease, StateProvisioned},
+		"inform changes nothing":             {StateKnown, event.DHCPInform, StateKnown},
+		"a kind added later changes nothing": {StateProvisioned, event.Kind("bmc-power-cycle"), StateProvisioned},
+		"artifact fetch":                     {StateProvisioned, event.Artifact, StateBooting},
+		"ignition served":                    {StateBooting, event.Ignition, StateBooting},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := nextState(tc.cur, tc.kind); got != tc.want {
@@ -55,11 +56,11 @@ func TestRecordUpdatesMachine(t *testing.T) {
 		ev        Event
 		wantState State
 	}{
-		{Event{Kind: EventDHCPDiscover, Site: "lab", Source: "0.0.0.0:68"}, StateBooting},
-		{Event{Kind: EventDHCPAck, Site: "lab", IP: ip}, StateBooting},
-		{Event{Kind: EventIPXEScript, Site: "lab", Version: "c1", BootID: "b1", IP: ip, Source: "10.0.0.7:4000"}, StateBooting},
-		{Event{Kind: EventBooted, Site: "lab", Version: "c1", BootID: "b1", IP: ip, Detail: `{"digest":"ab"}`}, StateProvisioned},
-		{Event{Kind: EventHeartbeat, Site: "lab", Version: "c1", BootID: "b1"}, StateProvisioned},
+		{Event{Kind: event.DHCPDiscover, Site: "lab", Source: "0.0.0.0:68"}, StateBooting},
+		{Event{Kind: event.DHCPAck, Site: "lab", IP: ip}, StateBooting},
+		{Event{Kind: event.IPXEScript, Site: "lab", Version: "c1", BootID: "b1", IP: ip, Source: "10.0.0.7:4000"}, StateBooting},
+		{Event{Kind: event.Booted, Site: "lab", Version: "c1", BootID: "b1", IP: ip, Detail: `{"digest":"ab"}`}, StateProvisioned},
+		{Event{Kind: event.Heartbeat, Site: "lab", Version: "c1", BootID: "b1"}, StateProvisioned},
 	}
 	for i, s := range steps {
 		clk.Advance(time.Second)
@@ -111,7 +112,7 @@ func TestRecordUpdatesMachine(t *testing.T) {
 
 	// A heartbeat lastSeenEvery later is written.
 	clk.Advance(lastSeenEvery)
-	if err := db.Record(ctx, Event{MAC: mac, Kind: EventHeartbeat, Site: "lab"}); err != nil {
+	if err := db.Record(ctx, Event{MAC: mac, Kind: event.Heartbeat, Site: "lab"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Flush(ctx); err != nil {
@@ -130,7 +131,7 @@ func TestEventFeeds(t *testing.T) {
 	var ids []int64
 	for i := range 6 {
 		site := []string{"a", "b"}[i%2]
-		ev, err := db.RecordSync(ctx, Event{MAC: testMAC(i), Site: site, Kind: EventDHCPDiscover})
+		ev, err := db.RecordSync(ctx, Event{MAC: testMAC(i), Site: site, Kind: event.DHCPDiscover})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +172,7 @@ func TestEventFeeds(t *testing.T) {
 
 func TestRecordRejectsIncompleteEvents(t *testing.T) {
 	db := openTest(t, nil)
-	for _, ev := range []Event{{Kind: EventTFTP}, {MAC: testMAC(1)}} {
+	for _, ev := range []Event{{Kind: event.TFTP}, {MAC: testMAC(1)}} {
 		if err := db.Record(context.Background(), ev); err == nil {
 			t.Errorf("Record(%+v) succeeded", ev)
 		}

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"github.com/undercloud/undercloud/event"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -56,7 +57,7 @@ type run struct {
 // sameness is what a repeat has in common with the event it repeats: every
 // stored field but the time and what Event.Repeat leaves out of Detail.
 type sameness struct {
-	kind     EventKind
+	kind     event.Kind
 	site     string
 	ip       netip.Addr
 	bootID   string

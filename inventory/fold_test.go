@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"github.com/undercloud/undercloud/event"
 	"testing"
 	"time"
 )
@@ -38,7 +39,7 @@ func TestFolder(t *testing.T) {
 	}
 	folded := 0
 	for i, s := range steps {
-		ev := Event{MAC: testMAC(s.mac), At: t0.Add(s.at), Kind: EventDHCPOffer, IP: testIP(5), Repeat: s.key}
+		ev := Event{MAC: testMAC(s.mac), At: t0.Add(s.at), Kind: event.DHCPOffer, IP: testIP(5), Repeat: s.key}
 		if got := f.fold(&ev); got != s.store || ev.Repeats != s.repeats {
 			t.Errorf("step %d (%v, machine %d, %q): store %v with %d repeats, want %v with %d",
 				i, s.at, s.mac, s.key, got, ev.Repeats, s.store, s.repeats)
@@ -51,13 +52,13 @@ func TestFolder(t *testing.T) {
 	// offer of another address, of another kind, another site or boot is
 	// a step of its own.
 	t1 := t0.Add(FoldWindow + 6*time.Second)
-	base := Event{MAC: testMAC(3), At: t1, Kind: EventDHCPOffer, Site: "lab", IP: testIP(5), Repeat: "}"}
+	base := Event{MAC: testMAC(3), At: t1, Kind: event.DHCPOffer, Site: "lab", IP: testIP(5), Repeat: "}"}
 	if !f.fold(&base) {
 		t.Fatal("the first offer to machine 3 folded")
 	}
 	for name, change := range map[string]func(*Event){
 		"address": func(ev *Event) { ev.IP = testIP(6) },
-		"kind":    func(ev *Event) { ev.Kind = EventDHCPAck },
+		"kind":    func(ev *Event) { ev.Kind = event.DHCPAck },
 		"site":    func(ev *Event) { ev.Site = "second" },
 		"boot":    func(ev *Event) { ev.BootID = "b2" },
 		"version": func(ev *Event) { ev.Version = "c2" },
@@ -117,9 +118,9 @@ func TestRecordFoldsRepeats(t *testing.T) {
 	mac := testMAC(7)
 	exchange := func() {
 		for _, s := range []struct {
-			kind EventKind
+			kind event.Kind
 			ip   bool
-		}{{EventDHCPDiscover, false}, {EventDHCPOffer, true}, {EventDHCPRequest, false}, {EventDHCPAck, true}} {
+		}{{event.DHCPDiscover, false}, {event.DHCPOffer, true}, {event.DHCPRequest, false}, {event.DHCPAck, true}} {
 			// One Repeat for every kind: the kind tells the steps apart.
 			ev := Event{MAC: mac, Site: "lab", Kind: s.kind, Detail: `{"xid":"0x1"}`, Repeat: "}"}
 			if s.ip {

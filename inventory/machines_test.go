@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"github.com/undercloud/undercloud/event"
 	"net/netip"
 	"sort"
 	"testing"
@@ -37,9 +38,9 @@ func TestDeclareMachines(t *testing.T) {
 	}
 	// Machine 1 boots c1; machine 2 is seen; machine 9 is unknown and boots.
 	for _, ev := range []Event{
-		{MAC: testMAC(1), Kind: EventDHCPAck, IP: testIP(1)},
-		{MAC: testMAC(1), Kind: EventBooted, Version: "c1"},
-		{MAC: testMAC(9), Site: "lab", Kind: EventDHCPDiscover},
+		{MAC: testMAC(1), Kind: event.DHCPAck, IP: testIP(1)},
+		{MAC: testMAC(1), Kind: event.Booted, Version: "c1"},
+		{MAC: testMAC(9), Site: "lab", Kind: event.DHCPDiscover},
 	} {
 		if _, err := db.RecordSync(ctx, ev); err != nil {
 			t.Fatal(err)
@@ -136,12 +137,12 @@ func TestMachineFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ev := range []Event{
-		{MAC: testMAC(1), Kind: EventBooted, Version: "c2"}, // up to date
-		{MAC: testMAC(2), Kind: EventBooted, Version: "c1"}, // outdated
-		{MAC: testMAC(3), Kind: EventBooted, Version: "c1"}, // outdated
-		{MAC: testMAC(3), Kind: EventDHCPDiscover},          // and rebooting
-		{MAC: testMAC(10), Kind: EventBooted, Version: "c7"},
-		{MAC: testMAC(20), Site: "lab", Kind: EventDHCPDiscover}, // unknown
+		{MAC: testMAC(1), Kind: event.Booted, Version: "c2"}, // up to date
+		{MAC: testMAC(2), Kind: event.Booted, Version: "c1"}, // outdated
+		{MAC: testMAC(3), Kind: event.Booted, Version: "c1"}, // outdated
+		{MAC: testMAC(3), Kind: event.DHCPDiscover},          // and rebooting
+		{MAC: testMAC(10), Kind: event.Booted, Version: "c7"},
+		{MAC: testMAC(20), Site: "lab", Kind: event.DHCPDiscover}, // unknown
 	} {
 		if err := db.Record(ctx, ev); err != nil {
 			t.Fatal(err)

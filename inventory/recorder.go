@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"database/sql"
+	"github.com/undercloud/undercloud/event"
 	"strings"
 	"sync"
 	"time"
@@ -254,7 +255,7 @@ type machineChange struct {
 	site        string // the last site named
 	ip          string // the last address seen
 	version     string // the last version booted
-	kinds       []EventKind
+	kinds       []event.Kind
 }
 
 func (c *machineChange) add(ev Event, at string) {
@@ -265,7 +266,7 @@ func (c *machineChange) add(ev Event, at string) {
 	if ev.IP.IsValid() {
 		c.ip = addrText(ev.IP)
 	}
-	if ev.Kind == EventBooted && ev.Version != "" {
+	if ev.Kind == event.Booted && ev.Version != "" {
 		c.version = ev.Version
 	}
 	c.kinds = append(c.kinds, ev.Kind)

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"github.com/undercloud/undercloud/event"
 	"sync"
 	"testing"
 	"time"
@@ -17,10 +18,10 @@ func TestRecordBuffersAndFolds(t *testing.T) {
 	clk := newClock()
 	db := openTest(t, clk)
 	release := hold(t, db)
-	seq := map[int][]EventKind{
-		1: {EventDHCPDiscover, EventDHCPAck, EventIPXEScript, EventBooted},  // ends provisioned
-		2: {EventBooted, EventHeartbeat, EventDHCPDiscover, EventDHCPOffer}, // ends booting again
-		3: {EventIgnition, EventIgnitionDenied},                             // a refused config leaves it booting
+	seq := map[int][]event.Kind{
+		1: {event.DHCPDiscover, event.DHCPAck, event.IPXEScript, event.Booted},  // ends provisioned
+		2: {event.Booted, event.Heartbeat, event.DHCPDiscover, event.DHCPOffer}, // ends booting again
+		3: {event.Ignition, event.IgnitionDenied},                               // a refused config leaves it booting
 	}
 	recorded := make(chan struct{})
 	go func() {
@@ -85,7 +86,7 @@ func TestRecordConcurrent(t *testing.T) {
 	for g := range goroutines {
 		wg.Go(func() {
 			for i := range each {
-				if err := db.Record(ctx, Event{MAC: testMAC(g*each + i%10), Kind: EventDHCPDiscover}); err != nil {
+				if err := db.Record(ctx, Event{MAC: testMAC(g*each + i%10), Kind: event.DHCPDiscover}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -110,7 +111,7 @@ func TestRecordOutlivesContext(t *testing.T) {
 	db := openTest(t, nil)
 	release := hold(t, db)
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := db.Record(ctx, Event{MAC: testMAC(1), Kind: EventIPXEScript}); err != nil {
+	if err := db.Record(ctx, Event{MAC: testMAC(1), Kind: event.IPXEScript}); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -132,7 +133,7 @@ func TestRecordOutlivesContext(t *testing.T) {
 func TestMachineCacheFollowsOtherWrites(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t, newClock())
-	record := func(mac sites.MAC, kinds ...EventKind) {
+	record := func(mac sites.MAC, kinds ...event.Kind) {
 		t.Helper()
 		for _, k := range kinds {
 			if err := db.Record(ctx, Event{MAC: mac, Site: "lab", Kind: k}); err != nil {
@@ -155,11 +156,11 @@ func TestMachineCacheFollowsOtherWrites(t *testing.T) {
 	// Marked failed behind the cache's back: the next offer moves it on
 	// from failed (to booting), not from the cached booting (no write).
 	a := testMAC(1)
-	record(a, EventDHCPDiscover)
+	record(a, event.DHCPDiscover)
 	if err := db.do(ctx, func(t *tx) error { return t.setMachineFailed(a) }); err != nil {
 		t.Fatal(err)
 	}
-	record(a, EventDHCPOffer)
+	record(a, event.DHCPOffer)
 	if got := state(a); got != StateBooting {
 		t.Errorf("after failed, then an offer: %s, want %s", got, StateBooting)
 	}
@@ -169,7 +170,7 @@ func TestMachineCacheFollowsOtherWrites(t *testing.T) {
 	b := testMAC(2)
 	failed := errors.New("the rest of the write failed")
 	err := db.do(ctx, func(t *tx) error {
-		if _, err := t.storeEvents([]Event{{MAC: b, Site: "lab", Kind: EventBooted, At: time.Now()}}); err != nil {
+		if _, err := t.storeEvents([]Event{{MAC: b, Site: "lab", Kind: event.Booted, At: time.Now()}}); err != nil {
 			return err
 		}
 		return failed
@@ -180,7 +181,7 @@ func TestMachineCacheFollowsOtherWrites(t *testing.T) {
 	if _, err := db.Machine(ctx, b); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("machine of a rolled-back write: %v, want not found", err)
 	}
-	record(b, EventDHCPDiscover)
+	record(b, event.DHCPDiscover)
 	if got := state(b); got != StateBooting {
 		t.Errorf("after the rolled-back write, then a discover: %s, want %s", got, StateBooting)
 	}

@@ -1,6 +1,10 @@
 package inventory
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/undercloud/undercloud/event"
+)
 
 // State is where a machine stands, as its boot events tell it. Every
 // transition is caused by a persisted event (see nextState), so the events
@@ -37,23 +41,19 @@ func (s State) Valid() bool { return slices.Contains(States(), s) }
 
 // nextState is the machine state after an event of kind k, from cur.
 //
-// DHCP requests and acks also come from the OS of a running machine renewing
-// its lease, so they keep a provisioned machine provisioned; only a DISCOVER
-// or a step no running machine makes (TFTP, iPXE, artifacts, Ignition)
-// starts a boot. Kinds not listed here (heartbeats, releases, informs, and
-// kinds added later) leave the state alone -- ignition-denied too: anyone can
-// send a MAC without a token, and that must not mark a healthy machine.
-func nextState(cur State, k EventKind) State {
-	switch k {
-	case EventBooted:
+// A booted report provisions the machine. Any other boot step (event.Kind.Step)
+// means it is booting, except a DHCP exchange that a running OS makes too
+// (renewing its lease), which keeps a provisioned machine provisioned.
+// Events that are no boot step (heartbeats, releases, denied requests,
+// kinds added later) leave the state alone.
+func nextState(cur State, k event.Kind) State {
+	switch {
+	case k == event.Booted:
 		return StateProvisioned
-	case EventDHCPDiscover, EventTFTP, EventIPXEChain, EventIPXEScript, EventArtifact, EventIgnition:
-		return StateBooting
-	case EventDHCPOffer, EventDHCPRequest, EventDHCPAck:
-		if cur == StateProvisioned {
-			return cur
-		}
-		return StateBooting
+	case !k.Step():
+		return cur
+	case k.MayBeRunning() && cur == StateProvisioned:
+		return cur
 	}
-	return cur
+	return StateBooting
 }

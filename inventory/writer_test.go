@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"github.com/undercloud/undercloud/event"
 	"testing"
 	"time"
 )
@@ -65,7 +66,7 @@ func TestBatchIsolatesFailures(t *testing.T) {
 			if _, err := t.offer(LeaseRequest{MAC: testMAC(2)}, n, mine, at); err != nil {
 				return err
 			}
-			if _, err := t.storeEvents([]Event{{MAC: testMAC(2), Kind: EventDHCPOffer, At: time.Now()}}); err != nil {
+			if _, err := t.storeEvents([]Event{{MAC: testMAC(2), Kind: event.DHCPOffer, At: time.Now()}}); err != nil {
 				return err
 			}
 			return errBoom
@@ -144,7 +145,7 @@ func TestReplayKeepsRecordedEvents(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t, newClock())
 	release := hold(t, db)
-	if err := db.Record(ctx, Event{MAC: testMAC(7), Kind: EventDHCPDiscover}); err != nil {
+	if err := db.Record(ctx, Event{MAC: testMAC(7), Kind: event.DHCPDiscover}); err != nil {
 		t.Fatal(err)
 	}
 	waitQueued(t, db, 1)
@@ -160,7 +161,7 @@ func TestReplayKeepsRecordedEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs, err := db.Events(ctx, testMAC(7), 0)
-	if err != nil || len(evs) != 1 || evs[0].Kind != EventDHCPDiscover {
+	if err != nil || len(evs) != 1 || evs[0].Kind != event.DHCPDiscover {
 		t.Fatalf("events after the replay: %v %v, want the one discover", evs, err)
 	}
 }

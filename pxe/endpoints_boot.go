@@ -1,6 +1,7 @@
 package pxe
 
 import (
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/images"
 
 	"errors"
@@ -13,7 +14,7 @@ import (
 // machine's script.
 func (s *server) chain(w *respWriter, r *http.Request) {
 	ip := clientIP(r.RemoteAddr)
-	ev := Event{Kind: EventIPXEChain, IP: ip, File: "boot.ipxe"}
+	ev := Event{Kind: event.IPXEChain, IP: ip, File: "boot.ipxe"}
 	if s.Leases != nil && ip.IsValid() {
 		ev.MAC, _ = s.Leases.MACByIP(r.Context(), ip)
 	}
@@ -69,7 +70,7 @@ func (s *server) script(w *respWriter, r *http.Request) {
 	log.Info("ipxe script served", "site", t.Site, "machine", t.Machine, "role", t.Role,
 		"version", t.Version, "action", action.String(), "boot", bootID)
 	s.record(Event{
-		Kind: EventIPXEScript, MAC: mac, IP: ip, BootID: bootID,
+		Kind: event.IPXEScript, MAC: mac, IP: ip, BootID: bootID,
 		Site: t.Site, Machine: t.Machine, Version: t.Version, Detail: action.String(),
 	})
 	writeScript(w, text)
@@ -89,7 +90,7 @@ func (s *server) artifact(w *respWriter, r *http.Request) {
 	ip := clientIP(r.RemoteAddr)
 	digest := r.PathValue("digest")
 	mac, _ := parseMAC(r.URL.Query().Get("mac"))
-	ev := Event{Kind: EventArtifact, MAC: mac, IP: ip, File: printable(digest)}
+	ev := Event{Kind: event.Artifact, MAC: mac, IP: ip, File: printable(digest)}
 	defer func() {
 		ev.Bytes = w.bytes
 		if w.Status() >= 400 {
@@ -130,7 +131,7 @@ func (s *server) artifact(w *respWriter, r *http.Request) {
 func (s *server) firmware(w *respWriter, r *http.Request) {
 	ip := clientIP(r.RemoteAddr)
 	raw := r.PathValue("name")
-	ev := Event{Kind: EventFirmware, IP: ip, File: printable(raw)}
+	ev := Event{Kind: event.Firmware, IP: ip, File: printable(raw)}
 	if s.Leases != nil && ip.IsValid() {
 		ev.MAC, _ = s.Leases.MACByIP(r.Context(), ip)
 	}

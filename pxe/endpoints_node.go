@@ -1,6 +1,7 @@
 package pxe
 
 import (
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/images"
 
 	"bytes"
@@ -24,7 +25,7 @@ type authorized struct {
 // authorize checks the mac, version and token of a node request. On failure
 // it has answered 403 with an empty body, logged a warning naming the MAC and
 // the client address (never the token) and recorded deniedKind.
-func (s *server) authorize(w http.ResponseWriter, r *http.Request, deniedKind EventKind, what string) (authorized, bool) {
+func (s *server) authorize(w http.ResponseWriter, r *http.Request, deniedKind event.Kind, what string) (authorized, bool) {
 	q := r.URL.Query()
 	a := authorized{ip: clientIP(r.RemoteAddr), version: q.Get("version")}
 	mac, err := parseMAC(q.Get("mac"))
@@ -52,7 +53,7 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request, deniedKind Ev
 // ignition serves /ignition?mac=&version=&token=: the machine's config at
 // that version, only for the boot the token was minted for.
 func (s *server) ignition(w *respWriter, r *http.Request) {
-	a, ok := s.authorize(w, r, EventIgnitionDenied, "ignition")
+	a, ok := s.authorize(w, r, event.IgnitionDenied, "ignition")
 	if !ok {
 		return
 	}
@@ -60,7 +61,7 @@ func (s *server) ignition(w *respWriter, r *http.Request) {
 	cfg, err := s.Configs.Config(r.Context(), a.mac, a.version)
 	if err != nil {
 		log.Error("ignition: no config", "err", err)
-		s.record(Event{Kind: EventIgnition, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Error: err.Error()})
+		s.record(Event{Kind: event.Ignition, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Error: err.Error()})
 		bare(w, statusFor(err))
 		return
 	}
@@ -70,7 +71,7 @@ func (s *server) ignition(w *respWriter, r *http.Request) {
 	h.Set("Content-Length", strconv.Itoa(len(cfg)))
 	w.Write(cfg)
 	log.Info("ignition served", "bytes", len(cfg))
-	s.record(Event{Kind: EventIgnition, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Bytes: int64(len(cfg))})
+	s.record(Event{Kind: event.Ignition, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Bytes: int64(len(cfg))})
 }
 
 // callbackBody is the optional JSON body of /booted and /heartbeat.
@@ -82,10 +83,10 @@ type callbackBody struct {
 
 // callback serves POST /booted and /heartbeat: the node's authenticated
 // reports, passed to Callbacks.
-func (s *server) callback(kind EventKind) func(w *respWriter, r *http.Request) {
+func (s *server) callback(kind event.Kind) func(w *respWriter, r *http.Request) {
 	what := string(kind)
 	return func(w *respWriter, r *http.Request) {
-		a, ok := s.authorize(w, r, EventCallbackDenied, what)
+		a, ok := s.authorize(w, r, event.CallbackDenied, what)
 		if !ok {
 			return
 		}
@@ -102,7 +103,7 @@ func (s *server) callback(kind EventKind) func(w *respWriter, r *http.Request) {
 		}
 		ev := Event{Kind: kind, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Detail: body.Hostname, Time: rep.Time}
 		if s.Callbacks != nil {
-			if kind == EventBooted {
+			if kind == event.Booted {
 				err = s.Callbacks.Booted(r.Context(), rep)
 			} else {
 				err = s.Callbacks.Heartbeat(r.Context(), rep)
@@ -115,7 +116,7 @@ func (s *server) callback(kind EventKind) func(w *respWriter, r *http.Request) {
 			bare(w, statusFor(err))
 			return
 		}
-		if kind == EventBooted {
+		if kind == event.Booted {
 			log.Info("booted", "hostname", body.Hostname, "digest", body.Digest)
 		} else {
 			log.Debug("heartbeat")

@@ -2,6 +2,7 @@ package pxe
 
 import (
 	"context"
+	"github.com/undercloud/undercloud/event"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -9,28 +10,11 @@ import (
 	"time"
 )
 
-// EventKind names one step of a boot, as recorded in the inventory.
-type EventKind string
-
-// The boot steps pxe records.
-const (
-	EventTFTP           EventKind = "tftp"            // a TFTP transfer (or refusal) of an iPXE binary
-	EventFirmware       EventKind = "firmware"        // an iPXE binary fetched over HTTP (UEFI HTTP boot)
-	EventIPXEChain      EventKind = "ipxe-chain"      // iPXE fetched the fixed chain script
-	EventIPXEScript     EventKind = "ipxe-script"     // a machine's script was served; Detail is its Action
-	EventArtifact       EventKind = "artifact"        // an image artifact was served; File is its digest
-	EventIgnition       EventKind = "ignition"        // the Ignition config was served
-	EventIgnitionDenied EventKind = "ignition-denied" // a config request without a valid token
-	EventBooted         EventKind = "booted"          // the node reported it booted on Version
-	EventHeartbeat      EventKind = "heartbeat"       // the node reported it is alive
-	EventCallbackDenied EventKind = "callback-denied" // a booted/heartbeat call without a valid token; File names which
-)
-
 // Event is one recorded boot step. Fields that are not known for a step are
 // left zero: a TFTP transfer has no version, an artifact no boot id.
 type Event struct {
 	Time    time.Time
-	Kind    EventKind
+	Kind    event.Kind
 	MAC     string     // canonical lower-case colon form, empty when unknown
 	IP      netip.Addr // the client's address
 	BootID  string     // groups the events of one boot; minted with the script

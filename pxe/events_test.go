@@ -2,6 +2,7 @@ package pxe
 
 import (
 	"context"
+	"github.com/undercloud/undercloud/event"
 	"testing"
 	"time"
 )
@@ -28,14 +29,14 @@ func TestQueue(t *testing.T) {
 	go func() { done <- q.Run(ctx) }()
 
 	// The first event is taken by Run, which then sticks in Next.Record.
-	q.Record(Event{Kind: EventTFTP, Bytes: 0})
+	q.Record(Event{Kind: event.TFTP, Bytes: 0})
 	deadline := time.Now().Add(5 * time.Second)
 	for len(q.ch) != 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	start := time.Now()
 	for i := 1; i < 10; i++ {
-		q.Record(Event{Kind: EventTFTP, Bytes: int64(i)})
+		q.Record(Event{Kind: event.TFTP, Bytes: int64(i)})
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("Record blocked for %v", d)

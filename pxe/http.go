@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/undercloud/undercloud/event"
 	"io"
 	"log/slog"
 	"net"
@@ -126,8 +127,8 @@ func (h *HTTP) Handler() (http.Handler, error) {
 	mux.Handle("GET /images/sha256/{digest}", s.endpoint("images", s.artifact))
 	mux.Handle("GET /firmware/{name}", s.endpoint("firmware", s.firmware))
 	mux.Handle("GET /ignition", s.endpoint("ignition", s.ignition))
-	mux.Handle("POST /booted", s.endpoint("booted", s.callback(EventBooted)))
-	mux.Handle("POST /heartbeat", s.endpoint("heartbeat", s.callback(EventHeartbeat)))
+	mux.Handle("POST /booted", s.endpoint("booted", s.callback(event.Booted)))
+	mux.Handle("POST /heartbeat", s.endpoint("heartbeat", s.callback(event.Heartbeat)))
 	return mux, nil
 }
 

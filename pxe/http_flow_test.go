@@ -3,6 +3,7 @@ package pxe
 import (
 	"bytes"
 	"context"
+	"github.com/undercloud/undercloud/event"
 	"net"
 	"net/netip"
 	"net/url"
@@ -63,21 +64,21 @@ func TestHTTPBootFlow(t *testing.T) {
 	}
 
 	// Every step is an event; the boot id minted with the script joins them.
-	scriptEv := e.events.wait(t, func(ev Event) bool { return ev.Kind == EventIPXEScript })
+	scriptEv := e.events.wait(t, func(ev Event) bool { return ev.Kind == event.IPXEScript })
 	if scriptEv.BootID == "" || scriptEv.Detail != "provision" || scriptEv.Version != version1 || scriptEv.Machine != "a" {
 		t.Fatalf("script event = %+v", scriptEv)
 	}
-	for _, kind := range []EventKind{EventIgnition, EventBooted, EventHeartbeat} {
+	for _, kind := range []event.Kind{event.Ignition, event.Booted, event.Heartbeat} {
 		ev := e.events.wait(t, func(ev Event) bool { return ev.Kind == kind })
 		if ev.BootID != scriptEv.BootID || ev.MAC != macA || ev.Version != version1 || ev.Error != "" || !ev.IP.IsLoopback() {
 			t.Errorf("%s event = %+v, want boot %s", kind, ev, scriptEv.BootID)
 		}
 	}
-	art := e.events.wait(t, func(ev Event) bool { return ev.Kind == EventArtifact && ev.Bytes == 1000 })
+	art := e.events.wait(t, func(ev Event) bool { return ev.Kind == event.Artifact && ev.Bytes == 1000 })
 	if art.MAC != macA || art.File != sha256Hex(e.kernel) {
 		t.Errorf("artifact event = %+v", art)
 	}
-	e.events.wait(t, func(ev Event) bool { return ev.Kind == EventIPXEChain })
+	e.events.wait(t, func(ev Event) bool { return ev.Kind == event.IPXEChain })
 
 	e.callbacks.mu.Lock()
 	got := e.callbacks.booted
@@ -166,11 +167,11 @@ func TestHTTPTokenChecks(t *testing.T) {
 	if r := curl(t, ign); r.status != 403 {
 		t.Errorf("expired token: %d, want 403", r.status)
 	}
-	denied := e.events.wait(t, func(ev Event) bool { return ev.Kind == EventIgnitionDenied && ev.Error == ErrTokenExpired.Error() })
+	denied := e.events.wait(t, func(ev Event) bool { return ev.Kind == event.IgnitionDenied && ev.Error == ErrTokenExpired.Error() })
 	if denied.MAC != macA || denied.BootID == "" || !denied.IP.IsLoopback() {
 		t.Errorf("denied event = %+v", denied)
 	}
-	e.events.wait(t, func(ev Event) bool { return ev.Kind == EventCallbackDenied && ev.File == "booted" && ev.MAC == macB })
+	e.events.wait(t, func(ev Event) bool { return ev.Kind == event.CallbackDenied && ev.File == "booted" && ev.MAC == macB })
 	logs := e.logs.String()
 	if strings.Contains(logs, token) || strings.Contains(logs, otherB) {
 		t.Errorf("logs show a token:\n%s", logs)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/undercloud/undercloud/event"
 	"io"
 	"log/slog"
 	"net"
@@ -117,7 +118,7 @@ func (s *TFTP) write(ctx context.Context, raw string, wt io.WriterTo) error {
 // event starts the tftp event of a request, naming the client by address and,
 // when the lease table knows it, by MAC.
 func (s *TFTP) event(ctx context.Context, t any) Event {
-	ev := Event{Time: time.Now(), Kind: EventTFTP}
+	ev := Event{Time: time.Now(), Kind: event.TFTP}
 	if ra, ok := t.(interface{ RemoteAddr() net.UDPAddr }); ok {
 		a := ra.RemoteAddr()
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/undercloud/undercloud/event"
 	"net"
 	"net/netip"
 	"os"
@@ -104,13 +105,13 @@ func TestTFTPRealClients(t *testing.T) {
 	}
 	// A transfer is recorded once its last block is acknowledged, which
 	// may come after the client has exited.
-	ev.waitN(t, 3, func(e Event) bool { return e.Kind == EventTFTP && e.Bytes == int64(len(want)) })
+	ev.waitN(t, 3, func(e Event) bool { return e.Kind == event.TFTP && e.Bytes == int64(len(want)) })
 	var ok []Event
 	for _, e := range ev.all() {
 		e.Time = time.Time{}
 		ok = append(ok, e)
 	}
-	wantEv := Event{Kind: EventTFTP, MAC: testMAC, IP: netip.MustParseAddr("127.0.0.1"), File: "undionly.kpxe", Bytes: int64(len(want))}
+	wantEv := Event{Kind: event.TFTP, MAC: testMAC, IP: netip.MustParseAddr("127.0.0.1"), File: "undionly.kpxe", Bytes: int64(len(want))}
 	if diff := cmp.Diff([]Event{wantEv, wantEv, wantEv}, ok, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
@@ -195,7 +196,7 @@ func TestTFTPRefuses(t *testing.T) {
 		}
 	}
 	refused := ev.wait(t, func(e Event) bool { return e.File == "/etc/passwd" })
-	if refused.Kind != EventTFTP || refused.Error == "" || refused.Bytes != 0 || refused.MAC != testMAC {
+	if refused.Kind != event.TFTP || refused.Error == "" || refused.Bytes != 0 || refused.MAC != testMAC {
 		t.Errorf("refusal event = %+v", refused)
 	}
 	for _, c := range m.tftpCalls() {

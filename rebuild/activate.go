@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/undercloud/undercloud/event"
 	"slices"
 
 	"github.com/undercloud/undercloud/inventory"
@@ -96,7 +97,7 @@ func (e *Engine) retarget(ctx context.Context, rel *sites.Release) error {
 			errs = append(errs, err)
 			continue
 		}
-		if slices.ContainsFunc(evs, func(ev inventory.Event) bool { return ev.Kind == inventory.EventIPXEScript }) {
+		if slices.ContainsFunc(evs, func(ev inventory.Event) bool { return ev.Kind == event.IPXEScript }) {
 			continue
 		}
 		next := r

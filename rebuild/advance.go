@@ -3,6 +3,7 @@ package rebuild
 import (
 	"cmp"
 	"fmt"
+	"github.com/undercloud/undercloud/event"
 	"slices"
 	"time"
 
@@ -43,7 +44,7 @@ func Advance(r inventory.Rebuild, events []inventory.Event, now time.Time, t sit
 	switch r.State {
 	case inventory.RebuildPowerCycling:
 		for _, ev := range newEvents(r, events, r.StageStarted) {
-			if bootStep(ev.Kind) {
+			if ev.Kind.Step() {
 				// The cycle was issued when the stage started; the first
 				// step proves it was accepted.
 				r.State, r.PowerCycledAt = inventory.RebuildBooting, r.StageStarted
@@ -69,7 +70,7 @@ func follow(r inventory.Rebuild, events []inventory.Event, now time.Time, t site
 	}
 	for _, ev := range newEvents(r, events, since) {
 		onTarget := ev.Version == r.Target
-		if r.State == inventory.RebuildBooting && ev.Kind == inventory.EventBooted && onTarget {
+		if r.State == inventory.RebuildBooting && ev.Kind == event.Booted && onTarget {
 			// Not consumed: the next call sees it again, in config-served.
 			r.State, r.StageStarted = inventory.RebuildConfigServed, ev.At
 			if r.BootStartedAt.IsZero() {
@@ -78,14 +79,14 @@ func follow(r inventory.Rebuild, events []inventory.Event, now time.Time, t site
 			return r, true
 		}
 		r.LastEvent, changed = inventory.RefOf(ev), true
-		if r.BootStartedAt.IsZero() && bootStep(ev.Kind) {
+		if r.BootStartedAt.IsZero() && ev.Kind.Step() {
 			r.BootStartedAt = ev.At
 		}
 		switch {
-		case r.State == inventory.RebuildBooting && ev.Kind == inventory.EventIgnition && onTarget:
+		case r.State == inventory.RebuildBooting && ev.Kind == event.Ignition && onTarget:
 			r.State, r.StageStarted = inventory.RebuildConfigServed, ev.At
 			return r, true
-		case r.State == inventory.RebuildConfigServed && ev.Kind == inventory.EventBooted && onTarget:
+		case r.State == inventory.RebuildConfigServed && ev.Kind == event.Booted && onTarget:
 			r.State, r.StageStarted = inventory.RebuildBooted, ev.At
 			return r, true
 		}
@@ -102,7 +103,7 @@ func follow(r inventory.Rebuild, events []inventory.Event, now time.Time, t site
 func newEvents(r inventory.Rebuild, events []inventory.Event, since time.Time) []inventory.Event {
 	var out []inventory.Event
 	for _, ev := range events {
-		if ev.ID > r.LastEvent.ID && !ev.At.Before(since) && ev.Kind != inventory.EventRebuild &&
+		if ev.ID > r.LastEvent.ID && !ev.At.Before(since) && ev.Kind != event.Rebuild &&
 			(r.MAC == "" || ev.MAC == "" || ev.MAC == r.MAC) {
 			out = append(out, ev)
 		}
@@ -111,12 +112,6 @@ func newEvents(r inventory.Rebuild, events []inventory.Event, since time.Time) [
 	return out
 }
 
-// bootStep reports whether an event of kind k shows the machine booting. A
-// heartbeat does not: it comes from a running OS, and one after the power
-// cycle rather says the cycle did nothing.
-func bootStep(k inventory.EventKind) bool {
-	return k != inventory.EventHeartbeat && k != inventory.EventRebuild
-}
 
 // overdue returns why r has overrun its stage at now, or "".
 func overdue(r inventory.Rebuild, now time.Time, t sites.StageTimeouts) string {

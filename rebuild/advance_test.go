@@ -1,6 +1,7 @@
 package rebuild
 
 import (
+	"github.com/undercloud/undercloud/event"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ var (
 func at(d time.Duration) time.Time { return t0.Add(d) }
 
 // ev returns boot event id of machine 52:54:00:00:00:01 of kind k at t0+d.
-func ev(id int64, k inventory.EventKind, d time.Duration, version string) inventory.Event {
+func ev(id int64, k event.Kind, d time.Duration, version string) inventory.Event {
 	return inventory.Event{ID: id, MAC: "52:54:00:00:00:01", Kind: k, At: at(d), Version: version}
 }
 
@@ -45,12 +46,12 @@ func with(r inventory.Rebuild, change func(*inventory.Rebuild)) inventory.Rebuil
 
 func TestAdvance(t *testing.T) {
 	const (
-		discover  = inventory.EventDHCPDiscover
-		script    = inventory.EventIPXEScript
-		artifact  = inventory.EventArtifact
-		ignition  = inventory.EventIgnition
-		booted    = inventory.EventBooted
-		heartbeat = inventory.EventHeartbeat
+		discover  = event.DHCPDiscover
+		script    = event.IPXEScript
+		artifact  = event.Artifact
+		ignition  = event.Ignition
+		booted    = event.Booted
+		heartbeat = event.Heartbeat
 	)
 	booting := inState(inventory.RebuildBooting)
 	// bootingSeen has seen the script at t0+10s.
@@ -168,7 +169,7 @@ func TestAdvance(t *testing.T) {
 			want: booting,
 		},
 		"the rebuild's own events are ignored": {
-			r: booting, events: []inventory.Event{ev(9, inventory.EventRebuild, time.Second, newCommit)}, now: time.Minute,
+			r: booting, events: []inventory.Event{ev(9, event.Rebuild, time.Second, newCommit)}, now: time.Minute,
 			want: booting,
 		},
 		"booting, no boot step within the booting timeout": {
@@ -231,11 +232,11 @@ func TestAdvance(t *testing.T) {
 // again with the same events until nothing changes.
 func TestAdvanceBoot(t *testing.T) {
 	events := []inventory.Event{
-		ev(1, inventory.EventDHCPDiscover, 2*time.Second, ""),
-		ev(2, inventory.EventIPXEScript, 4*time.Second, newCommit),
-		ev(3, inventory.EventArtifact, 5*time.Second, ""),
-		ev(4, inventory.EventBooted, 20*time.Second, newCommit), // stored before the config event
-		ev(5, inventory.EventIgnition, 15*time.Second, newCommit),
+		ev(1, event.DHCPDiscover, 2*time.Second, ""),
+		ev(2, event.IPXEScript, 4*time.Second, newCommit),
+		ev(3, event.Artifact, 5*time.Second, ""),
+		ev(4, event.Booted, 20*time.Second, newCommit), // stored before the config event
+		ev(5, event.Ignition, 15*time.Second, newCommit),
 	}
 	r := inState(inventory.RebuildPowerCycling)
 	r.StageStarted = at(-time.Second)

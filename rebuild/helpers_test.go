@@ -3,6 +3,7 @@ package rebuild
 import (
 	"context"
 	"fmt"
+	"github.com/undercloud/undercloud/event"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -137,7 +138,7 @@ func newFixture(t *testing.T, rel *sites.Release) *fixture {
 		t.Fatal(err)
 	}
 	for _, m := range rel.Site.Machines {
-		f.event(m.Name, inventory.EventBooted, oldCommit)
+		f.event(m.Name, event.Booted, oldCommit)
 	}
 	f.clk.Advance(time.Minute)
 	return f
@@ -181,7 +182,7 @@ func (f *fixture) settle() {
 
 // event records a boot event of machine name at the clock's time, one
 // second later than the previous.
-func (f *fixture) event(name string, kind inventory.EventKind, version string) {
+func (f *fixture) event(name string, kind event.Kind, version string) {
 	f.t.Helper()
 	f.clk.Advance(time.Second)
 	if _, err := f.db.RecordSync(f.ctx, inventory.Event{MAC: macOf(name), Site: "lab", Kind: kind, Version: version}); err != nil {
@@ -192,10 +193,10 @@ func (f *fixture) event(name string, kind inventory.EventKind, version string) {
 // boot records a whole network boot of machine name into version.
 func (f *fixture) boot(name, version string) {
 	f.t.Helper()
-	for _, k := range []inventory.EventKind{inventory.EventDHCPDiscover, inventory.EventIPXEScript,
-		inventory.EventArtifact, inventory.EventIgnition, inventory.EventBooted} {
+	for _, k := range []event.Kind{event.DHCPDiscover, event.IPXEScript,
+		event.Artifact, event.Ignition, event.Booted} {
 		v := version
-		if k == inventory.EventDHCPDiscover || k == inventory.EventArtifact {
+		if k == event.DHCPDiscover || k == event.Artifact {
 			v = ""
 		}
 		f.event(name, k, v)
@@ -222,7 +223,7 @@ func (f *fixture) states(name string) []string {
 	}
 	var out []string
 	for _, ev := range slices.Backward(evs) {
-		if ev.Kind == inventory.EventRebuild {
+		if ev.Kind == event.Rebuild {
 			out = append(out, ev.Detail)
 		}
 	}

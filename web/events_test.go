@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/undercloud/undercloud/event"
 	"net/http"
 	"strings"
 	"testing"
@@ -76,9 +77,9 @@ func TestEventStream(t *testing.T) {
 	}
 	// Recorded after the stream opened: these, and only these, come.
 	f.record(
-		inventory.Event{MAC: macW1, Site: "lab", Kind: inventory.EventIgnition, Version: f.versions["v2"]},
-		inventory.Event{MAC: "52:54:00:98:00:11", Site: "second", Kind: inventory.EventDHCPDiscover},
-		inventory.Event{MAC: macW1, Site: "lab", Kind: inventory.EventBooted, Version: f.versions["v2"]},
+		inventory.Event{MAC: macW1, Site: "lab", Kind: event.Ignition, Version: f.versions["v2"]},
+		inventory.Event{MAC: "52:54:00:98:00:11", Site: "second", Kind: event.DHCPDiscover},
+		inventory.Event{MAC: macW1, Site: "lab", Kind: event.Booted, Version: f.versions["v2"]},
 	)
 	sc := bufio.NewScanner(resp.Body)
 	var got []EventView
@@ -141,7 +142,7 @@ func TestEventStreamEndsOnDone(t *testing.T) {
 // says how many, in the API and on the machine's and the overview's pages.
 func TestEventRepeatsShown(t *testing.T) {
 	f := newFixture(t, nil)
-	f.record(inventory.Event{MAC: macW1, Site: "lab", Kind: inventory.EventDHCPDiscover, At: f.clock.Now(), Repeats: 37})
+	f.record(inventory.Event{MAC: macW1, Site: "lab", Kind: event.DHCPDiscover, At: f.clock.Now(), Repeats: 37})
 	var latest eventPage
 	f.getJSON("/api/v1/events?limit=1", &latest)
 	if len(latest.Events) != 1 || latest.Events[0].Repeats != 37 {

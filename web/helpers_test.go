@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/undercloud/undercloud/event"
 	"io"
 	"log/slog"
 	"net/http"
@@ -157,7 +158,7 @@ func newFixture(t *testing.T, edit func(*Server)) *fixture {
 		Arch: "7", VendorClass: "PXEClient:Arch:00007:UNDI:003016"}); err != nil {
 		t.Fatal(err)
 	}
-	f.record(inventory.Event{MAC: macUnknown, Site: "lab", Kind: inventory.EventDHCPDiscover, At: f.clock.Now()})
+	f.record(inventory.Event{MAC: macUnknown, Site: "lab", Kind: event.DHCPDiscover, At: f.clock.Now()})
 	if f.ro, err = inventory.OpenReadOnly(ctx, f.dbPath); err != nil {
 		t.Fatal(err)
 	}
@@ -211,9 +212,9 @@ func (f *fixture) bootFully(mac sites.MAC, site, version, bootID string) {
 	f.t.Helper()
 	ip := netip.MustParseAddr("10.99.0.11")
 	at := f.clock.Now().Add(-time.Hour)
-	kinds := []inventory.EventKind{inventory.EventDHCPDiscover, inventory.EventDHCPOffer, inventory.EventDHCPRequest,
-		inventory.EventDHCPAck, inventory.EventTFTP, inventory.EventIPXEChain, inventory.EventIPXEScript,
-		inventory.EventArtifact, inventory.EventIgnition, inventory.EventBooted}
+	kinds := []event.Kind{event.DHCPDiscover, event.DHCPOffer, event.DHCPRequest,
+		event.DHCPAck, event.TFTP, event.IPXEChain, event.IPXEScript,
+		event.Artifact, event.Ignition, event.Booted}
 	for i, k := range kinds {
 		ev := inventory.Event{At: at.Add(time.Duration(i) * time.Second), MAC: mac, Site: site, Kind: k, IP: ip}
 		if i >= 6 {
@@ -227,9 +228,9 @@ func (f *fixture) bootFully(mac sites.MAC, site, version, bootID string) {
 func (f *fixture) booting(mac sites.MAC, site, version string) {
 	f.t.Helper()
 	at := f.clock.Now().Add(-time.Minute)
-	for i, k := range []inventory.EventKind{inventory.EventDHCPDiscover, inventory.EventTFTP, inventory.EventIPXEScript} {
+	for i, k := range []event.Kind{event.DHCPDiscover, event.TFTP, event.IPXEScript} {
 		ev := inventory.Event{At: at.Add(time.Duration(i) * time.Second), MAC: mac, Site: site, Kind: k}
-		if k == inventory.EventIPXEScript {
+		if k == event.IPXEScript {
 			ev.Version, ev.BootID = version, "boot-w1"
 		}
 		f.record(ev)

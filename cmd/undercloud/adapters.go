@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/undercloud/undercloud/event"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -211,11 +212,11 @@ func newDHCPEvents(db *inventory.DB, log *slog.Logger) *dhcpEvents {
 	return &dhcpEvents{db: db, log: log, seen: map[sites.MAC]inventory.Observation{}, obs: make(chan inventory.Observation, 1024)}
 }
 
-var dhcpKinds = map[dhcp.Kind]inventory.EventKind{
-	dhcp.KindDiscover: inventory.EventDHCPDiscover, dhcp.KindOffer: inventory.EventDHCPOffer,
-	dhcp.KindRequest: inventory.EventDHCPRequest, dhcp.KindAck: inventory.EventDHCPAck,
-	dhcp.KindNak: inventory.EventDHCPNak, dhcp.KindRelease: inventory.EventDHCPRelease,
-	dhcp.KindDecline: inventory.EventDHCPDecline, dhcp.KindInform: inventory.EventDHCPInform,
+var dhcpKinds = map[dhcp.Kind]event.Kind{
+	dhcp.KindDiscover: event.DHCPDiscover, dhcp.KindOffer: event.DHCPOffer,
+	dhcp.KindRequest: event.DHCPRequest, dhcp.KindAck: event.DHCPAck,
+	dhcp.KindNak: event.DHCPNak, dhcp.KindRelease: event.DHCPRelease,
+	dhcp.KindDecline: event.DHCPDecline, dhcp.KindInform: event.DHCPInform,
 }
 
 func (e *dhcpEvents) Record(ev dhcp.Event) {
@@ -240,7 +241,7 @@ func (e *dhcpEvents) Record(ev dhcp.Event) {
 	d = append(d, '}')
 	detail := string(d)
 	ip := ev.IP
-	if kind == inventory.EventDHCPDiscover || kind == inventory.EventDHCPRequest || kind == inventory.EventDHCPNak {
+	if kind == event.DHCPDiscover || kind == event.DHCPRequest || kind == event.DHCPNak {
 		ip = netip.Addr{} // not the machine's address (yet)
 	}
 	if err := e.db.Record(context.Background(), inventory.Event{
@@ -251,7 +252,7 @@ func (e *dhcpEvents) Record(ev dhcp.Event) {
 	}); err != nil {
 		e.log.Warn("record DHCP event", "mac", mac, "err", err)
 	}
-	if kind == inventory.EventDHCPDiscover || kind == inventory.EventDHCPRequest {
+	if kind == event.DHCPDiscover || kind == event.DHCPRequest {
 		e.observe(mac, ev)
 	}
 }
@@ -454,7 +455,7 @@ func (b *boots) Booted(ctx context.Context, r pxe.BootReport) error {
 		site = p.rel.Site.Name
 	}
 	if _, err := b.db.RecordSync(ctx, inventory.Event{
-		At: r.Time, MAC: mac, Site: site, BootID: r.BootID, Kind: inventory.EventBooted,
+		At: r.Time, MAC: mac, Site: site, BootID: r.BootID, Kind: event.Booted,
 		Version: r.Version, IP: r.IP, Detail: string(detail),
 	}); err != nil {
 		return err
@@ -496,13 +497,13 @@ func (b *boots) markBootstrapped(ctx context.Context, site string) error {
 
 func (b *boots) Heartbeat(ctx context.Context, r pxe.BootReport) error {
 	return b.db.Record(ctx, inventory.Event{At: r.Time, MAC: sites.MAC(r.MAC), BootID: r.BootID,
-		Kind: inventory.EventHeartbeat, Version: r.Version, IP: r.IP})
+		Kind: event.Heartbeat, Version: r.Version, IP: r.IP})
 }
 
 // Record stores a pxe boot event (called from a pxe.Queue's goroutine).
 // Booted and heartbeat events are stored by the callbacks themselves.
 func (b *boots) Record(e pxe.Event) {
-	if e.MAC == "" || e.Kind == pxe.EventBooted || e.Kind == pxe.EventHeartbeat {
+	if e.MAC == "" || e.Kind == event.Booted || e.Kind == event.Heartbeat {
 		return
 	}
 	mac := sites.MAC(e.MAC)
@@ -525,7 +526,7 @@ func (b *boots) Record(e pxe.Event) {
 		src = e.IP.String()
 	}
 	if err := b.db.Record(context.Background(), inventory.Event{
-		At: e.Time, MAC: mac, Site: site, BootID: e.BootID, Kind: inventory.EventKind(e.Kind),
+		At: e.Time, MAC: mac, Site: site, BootID: e.BootID, Kind: event.Kind(e.Kind),
 		Version: e.Version, Source: src, Detail: string(d),
 	}); err != nil {
 		b.log.Warn("record boot event", "mac", e.MAC, "err", err)
