@@ -52,6 +52,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/undercloud/undercloud/sites"
 )
 
 // Error kinds. Errors returned by DB wrap one of these with context; callers
@@ -83,6 +85,11 @@ type DB struct {
 	// up the next batch anyway, and on this project's hardware every delay
 	// tried (0.5-2 ms) lowered throughput and raised latency.
 	CommitDelay time.Duration
+	// Stored, when set, is told after each commit the MACs whose boot
+	// steps (event.Kind.Step) it stored. The rebuild engine follows a
+	// rebuild from the stored events, so it is told only once it can read
+	// them. It runs on the writer and must not block.
+	Stored func(macs []sites.MAC)
 
 	path  string
 	read  *sql.DB

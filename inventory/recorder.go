@@ -3,11 +3,11 @@ package inventory
 import (
 	"context"
 	"database/sql"
-	"github.com/undercloud/undercloud/event"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/sites"
 )
 
@@ -123,6 +123,9 @@ func (t *tx) storeEvents(evs []Event) ([]int64, error) {
 				order = append(order, ev.MAC)
 			}
 			c.add(ev, at)
+			if ev.Kind.Step() {
+				t.stepStored(ev.MAC)
+			}
 		}
 	}
 	rows, err := t.machineRows(order)

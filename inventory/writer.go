@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/undercloud/undercloud/sites"
 )
 
 // maxBatch bounds the writes of one transaction, so one commit cannot keep
@@ -248,6 +251,9 @@ func (w *writer) attempt(batch []*op, errs []error, savepoints bool) (done bool,
 	}
 	w.db.alloc.keep()
 	w.db.ckpt.committed()
+	if w.db.Stored != nil && len(t.steps) > 0 {
+		w.db.Stored(t.steps)
+	}
 	return true, nil
 }
 
@@ -293,6 +299,15 @@ type tx struct {
 	*sql.Tx
 	ctx context.Context
 	w   *writer
+	// steps are the MACs of the boot steps stored, for DB.Stored.
+	steps []sites.MAC
+}
+
+// stepStored notes that a boot step of mac is stored in t.
+func (t *tx) stepStored(mac sites.MAC) {
+	if t.w.db.Stored != nil && mac != "" && !slices.Contains(t.steps, mac) {
+		t.steps = append(t.steps, mac)
+	}
 }
 
 func (t *tx) db() *DB { return t.w.db }
