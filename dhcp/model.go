@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 // DefaultLeaseTime is used when a Subnet has no LeaseTime.
@@ -168,6 +170,16 @@ const (
 	// KindOther counts packets of other or missing message types (metrics only).
 	KindOther Kind = "other"
 )
+
+// Event returns the boot event kind of a DHCP message kind, "" for
+// KindOther (not recorded).
+func (k Kind) Event() event.Kind {
+	switch k {
+	case KindDiscover, KindOffer, KindRequest, KindAck, KindNak, KindRelease, KindDecline, KindInform:
+		return event.Kind("dhcp-" + string(k))
+	}
+	return ""
+}
 
 // Event is one boot event, as recorded in the inventory.
 type Event struct {

@@ -1,6 +1,8 @@
 package dhcp
 
 import (
+	"github.com/undercloud/undercloud/event"
+
 	"context"
 	"errors"
 	"net"
@@ -144,5 +146,18 @@ func TestMemLeasesNeverDuplicate(t *testing.T) {
 	_, err := m.Commit(context.Background(), Lease{MAC: net.HardwareAddr{2, 9, 9, 9, 9, 9}, IP: netip.MustParseAddr("10.99.0.60"), Expires: time.Now().Add(time.Hour)})
 	if !errors.Is(err, ErrConflict) {
 		t.Errorf("commit of a held address: err = %v, want ErrConflict", err)
+	}
+}
+
+func TestKindEvent(t *testing.T) {
+	want := map[Kind]event.Kind{
+		KindDiscover: event.DHCPDiscover, KindOffer: event.DHCPOffer, KindRequest: event.DHCPRequest,
+		KindAck: event.DHCPAck, KindNak: event.DHCPNak, KindRelease: event.DHCPRelease,
+		KindDecline: event.DHCPDecline, KindInform: event.DHCPInform, KindOther: "",
+	}
+	for k, w := range want {
+		if got := k.Event(); got != w {
+			t.Errorf("%s.Event() = %q, want %q", k, got, w)
+		}
 	}
 }

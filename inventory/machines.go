@@ -29,9 +29,13 @@ type Machine struct {
 	CurrentVersion string
 	// DesiredVersion is the commit of its site's active config.
 	DesiredVersion string
-	LastIP         netip.Addr
-	FirstSeen      time.Time // zero: never seen on the network
-	LastSeen       time.Time
+	// AssignedVersion is the commit the machine boots: its site's active
+	// version at its first boot, then whatever a rebuild or a rollout
+	// assigned it last. Empty until its first boot.
+	AssignedVersion string
+	LastIP          netip.Addr
+	FirstSeen       time.Time // zero: never seen on the network
+	LastSeen        time.Time
 	// Discovered is true for a machine in no site config: an unknown MAC
 	// that booted, or one removed from its config.
 	Discovered bool
@@ -81,6 +85,33 @@ func (db *DB) DeclareMachines(ctx context.Context, rel *sites.Release) error {
 	return nil
 }
 
+// AssignVersion makes commit the version machine mac boots, if its assigned
+// version is still from (so that two boots racing to assign a first version
+// assign it once). It reports whether it changed the assignment.
+func (db *DB) AssignVersion(ctx context.Context, mac sites.MAC, commit, from string) (bool, error) {
+	changed := false
+	err := db.do(ctx, func(t *tx) error {
+		res, err := t.exec(`UPDATE machines SET assigned_version = ? WHERE mac = ? AND assigned_version = ?`,
+			commit, string(mac), from)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		changed = n == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("assign version %s to machine %s: %w", commit, mac, err)
+	}
+	return changed, nil
+}
+
+// assign sets the version machine mac boots.
+func (t *tx) assign(mac sites.MAC, commit string) error {
+	_, err := t.exec(`UPDATE machines SET assigned_version = ? WHERE mac = ?`, commit, string(mac))
+	return err
+}
+
 // Observation is what the network showed of a machine: a DHCP packet's
 // options or an iPXE request's parameters. Empty fields are unknown.
 type Observation struct {
@@ -122,7 +153,7 @@ func (db *DB) Observe(ctx context.Context, o Observation) error {
 
 // machineColumns are the columns scanMachine reads, in order.
 const machineColumns = `mac, site, name, role, state, uuid, serial, arch, vendor_class, image,
-	current_version, desired_version, last_ip, first_seen, last_seen, discovered`
+	current_version, desired_version, assigned_version, last_ip, first_seen, last_seen, discovered`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -131,7 +162,7 @@ func scanMachine(s scanner) (Machine, error) {
 	var mac, role, state, ip string
 	var first, last sql.NullString
 	err := s.Scan(&mac, &m.Site, &m.Name, &role, &state, &m.UUID, &m.Serial, &m.Arch, &m.VendorClass,
-		&m.Image, &m.CurrentVersion, &m.DesiredVersion, &ip, &first, &last, &m.Discovered)
+		&m.Image, &m.CurrentVersion, &m.DesiredVersion, &m.AssignedVersion, &ip, &first, &last, &m.Discovered)
 	if err != nil {
 		return m, err
 	}

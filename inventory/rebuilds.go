@@ -9,20 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/sites"
 )
 
-// EventRebuild is the boot event that records a rebuild's transition, so a
-// machine's timeline shows its rebuilds between its boot steps. Detail is
-// the new state ("booting"), followed by ": reason" for failed and
-// canceled. It is stored with the transition itself, in one transaction,
-// and it leaves the machine's row alone: a rebuild is not the machine being
-// seen on the network.
-const EventRebuild EventKind = "rebuild"
-
 // RebuildState is where a rebuild stands. The states form a line, requested
 // to done; any state before done may end in failed; only requested may end
-// in canceled. Every transition is stored with an EventRebuild event.
+// in canceled. Every transition is stored with an event.Rebuild event.
 type RebuildState string
 
 // Rebuild states, in life order.
@@ -79,7 +72,7 @@ const inFlightSQL = `('requested', 'power-cycling', 'booting', 'config-served', 
 // did last when a stage times out.
 type EventRef struct {
 	ID      int64 // zero: no event
-	Kind    EventKind
+	Kind    event.Kind
 	At      time.Time
 	Version string
 }
@@ -157,7 +150,7 @@ func scanRebuild(s scanner) (Rebuild, error) {
 	if err != nil {
 		return r, err
 	}
-	r.MAC, r.Role, r.State, r.LastEvent.Kind = sites.MAC(mac), sites.Role(role), RebuildState(state), EventKind(kind)
+	r.MAC, r.Role, r.State, r.LastEvent.Kind = sites.MAC(mac), sites.Role(role), RebuildState(state), event.Kind(kind)
 	r.RolloutID = rollout.Int64
 	for _, f := range []struct {
 		dst *time.Time
@@ -230,7 +223,7 @@ func (t *tx) createRebuild(r Rebuild) (Rebuild, error) {
 // rebuild cannot both win), and returns it as stored. It fails with
 // ErrConflict when the stored state is another, ErrNotFound when there is
 // no such rebuild. When the state changes, the transition is recorded as an
-// EventRebuild boot event; when it changes to failed, the machine's state
+// event.Rebuild boot event; when it changes to failed, the machine's state
 // becomes failed too, in the same transaction.
 func (db *DB) UpdateRebuild(ctx context.Context, r Rebuild, from RebuildState) (Rebuild, error) {
 	if !r.State.Valid() {
@@ -250,6 +243,11 @@ func (db *DB) UpdateRebuild(ctx context.Context, r Rebuild, from RebuildState) (
 		if n, err := res.RowsAffected(); err != nil || n == 1 {
 			if err == nil && r.State != from {
 				err = t.recordTransition(r)
+			}
+			if err == nil && (r.State == RebuildPowerCycling || r.State == RebuildBooting) {
+				// The machine's next boot is the rebuild's: it boots the
+				// target from now on (also when a retarget changed it).
+				err = t.assign(r.MAC, r.Target)
 			}
 			return err
 		}
@@ -285,7 +283,7 @@ func (t *tx) recordTransition(r Rebuild) error {
 		detail += ": " + r.Reason
 	}
 	if _, err := t.exec(`INSERT INTO boot_events (at, mac, site, kind, version, detail) VALUES (?, ?, ?, ?, ?, ?)`,
-		fmtTime(t.db().now()), string(r.MAC), r.Site, string(EventRebuild), r.Target, detail); err != nil {
+		fmtTime(t.db().now()), string(r.MAC), r.Site, string(event.Rebuild), r.Target, detail); err != nil {
 		return fmt.Errorf("record rebuild event: %w", err)
 	}
 	// The machine's next DHCP exchange starts a run of repeats anew (see
@@ -352,7 +350,7 @@ func (db *DB) Rebuilds(ctx context.Context, f RebuildFilter) ([]Rebuild, error) 
 // EventsSince returns the boot events of a machine with an ID above after
 // and a time at or after since, oldest first, at most n (100 if 0): what a
 // rebuild follows after its power cycle. The rebuild's own events
-// (EventRebuild) are left out.
+// (event.Rebuild) are left out.
 func (db *DB) EventsSince(ctx context.Context, mac sites.MAC, since time.Time, after int64, n int) ([]Event, error) {
 	evs, err := db.events(ctx, `SELECT `+eventColumns+` FROM boot_events
 		WHERE mac = ? AND id > ? AND at >= ? AND kind != 'rebuild' ORDER BY id LIMIT ?`,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -100,6 +101,38 @@ func (db *DB) RecordValidation(ctx context.Context, site string, v sites.Version
 	sv.Status = VersionStatus(status)
 	sv.Version.Time = sv.Version.Time.UTC().Truncate(time.Millisecond)
 	return sv, nil
+}
+
+// RecordVersion stores the gate's verdict (sites.VersionStore).
+func (db *DB) RecordVersion(ctx context.Context, site string, v sites.Version, problems sites.Problems) error {
+	_, err := db.RecordValidation(ctx, site, v, problems)
+	return err
+}
+
+// ActiveCommit returns the site's active commit, "" when it has none
+// (sites.VersionStore).
+func (db *DB) ActiveCommit(ctx context.Context, site string) (string, error) {
+	var active sql.NullString
+	err := db.queryRow(ctx, `SELECT active_commit FROM sites WHERE name = ?`, site).Scan(&active)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("active version of site %s: %w", site, err)
+	}
+	return active.String, nil
+}
+
+// Accepted reports whether the gate accepted commit for site: it is the
+// active version or was before (sites.VersionStore).
+func (db *DB) Accepted(ctx context.Context, site, commit string) (bool, error) {
+	var n int
+	err := db.queryRow(ctx, `SELECT count(*) FROM site_versions WHERE site = ? AND commit_hash = ?
+		AND status IN ('active', 'superseded')`, site, commit).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("version %s of site %s: %w", commit, site, err)
+	}
+	return n > 0, nil
 }
 
 // MarkBootstrapped records that site's cluster has been bootstrapped; the

@@ -1,4 +1,4 @@
-package main
+package provision
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func openInventory(t *testing.T) *inventory.DB {
 func TestLeaseCaching(t *testing.T) {
 	ctx := context.Background()
 	db := openInventory(t)
-	l := newLeases(db)
+	l := NewLeases(db)
 	hw := net.HardwareAddr{0x52, 0x54, 0, 0xaa, 0, 1}
 	ip := netip.MustParseAddr("10.99.0.150")
 	lease := func() dhcp.Lease {
@@ -81,7 +81,7 @@ func TestLeaseCaching(t *testing.T) {
 func TestOfferFromBoundLease(t *testing.T) {
 	ctx := context.Background()
 	db := openInventory(t)
-	l := newLeases(db)
+	l := NewLeases(db)
 	hw := net.HardwareAddr{0x52, 0x54, 0, 0xaa, 0, 2}
 	ip := netip.MustParseAddr("10.99.0.151")
 	sn := dhcp.Subnet{Site: "lab", Range: &dhcp.Range{First: netip.MustParseAddr("10.99.0.100"), Last: netip.MustParseAddr("10.99.0.200")}}
@@ -113,7 +113,7 @@ func TestOfferFromBoundLease(t *testing.T) {
 func TestDHCPEventsFoldRepeats(t *testing.T) {
 	ctx := context.Background()
 	db := openInventory(t)
-	e := newDHCPEvents(db, nil)
+	e := NewDHCPEvents(db, nil)
 	hw := net.HardwareAddr{0x52, 0x54, 0, 0xaa, 0, 2}
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	ip := netip.MustParseAddr("10.99.0.151")

@@ -102,6 +102,11 @@ func checkSite(s *Site, images map[string]*Image) Problems {
 				at(f+".ip", "%s is the cluster's api_vip", m.IP)
 			}
 		}
+		for _, k := range sortedKeys(m.Labels) {
+			if why := checkLabel(k, m.Labels[k]); why != "" {
+				at(f+".labels."+k, "%s", why)
+			}
+		}
 		if m.BMC != nil {
 			if !contains(BMCDrivers, m.BMC.Driver) && m.BMC.Driver != "" {
 				at(f+".bmc.driver", "unknown BMC driver %q (want %s)", m.BMC.Driver, strings.Join(BMCDrivers, ", "))
@@ -125,6 +130,15 @@ func checkRollout(s *Site) Problems {
 	}
 	if r.Start != "" && r.Start != "manual" && r.Start != "auto" {
 		at("rollout.start", "%q: want manual or auto", r.Start)
+	}
+	switch {
+	case r.Upgrade != "" && r.Upgrade != UpgradeRollout && r.Upgrade != UpgradeOnReboot:
+		at("rollout.upgrade", "%q: want %s (the default: machines move only in a rebuild or a rollout) or %s",
+			r.Upgrade, UpgradeRollout, UpgradeOnReboot)
+	case r.OnReboot() && len(s.Masters()) > 0 && !r.AllowMasters:
+		at("rollout.upgrade", "%s would move the %d masters to a new version whenever they reboot, "+
+			"outside the one-master-at-a-time rule that keeps etcd's quorum; set rollout.allow_masters: true to accept that",
+			r.Upgrade, len(s.Masters()))
 	}
 	for f, v := range map[string]int{"rollout.canary": r.Canary, "rollout.batch_size": r.BatchSize, "rollout.max_failures": r.MaxFailures} {
 		if v < 0 {

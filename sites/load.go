@@ -154,5 +154,11 @@ func (c *Config) Release(site string, v Version) (*Release, error) {
 	if !ok {
 		return nil, fmt.Errorf("site %s: image %q is not in the catalog at %s", site, s.Image, v.Short())
 	}
-	return &Release{Site: s, Image: im, Version: v}, nil
+	rel := &Release{Site: s, Image: im, Version: v}
+	if s.DiscoveryImage != "" {
+		if rel.Discovery, ok = c.Images[s.DiscoveryImage]; !ok {
+			return nil, fmt.Errorf("site %s: discovery image %q is not in the catalog at %s", site, s.DiscoveryImage, v.Short())
+		}
+	}
+	return rel, nil
 }

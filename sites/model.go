@@ -217,10 +217,29 @@ type RolloutPolicy struct {
 	Start       string        `yaml:"start"`        // manual (default) or auto
 	Canary      int           `yaml:"canary"`       // rebuild the first N machines, then wait
 	CanarySoak  Duration      `yaml:"canary_soak"`  // wait this long after the canary; 0 waits for confirmation
+	Soak        Duration      `yaml:"soak"`         // wait this long after each batch before the next (not after the canary)
 	BatchSize   int           `yaml:"batch_size"`   // workers rebuilt at once (default 1)
 	MaxFailures int           `yaml:"max_failures"` // halt after this many failures (default 1)
 	Timeouts    StageTimeouts `yaml:"timeouts"`
+	// Upgrade says how a new active version reaches machines: "rollout"
+	// (default), only when a rebuild or a rollout assigns it, so a machine
+	// that reboots by itself boots the version it had; or "on-reboot", at
+	// the next boot of every machine, outside any canary, batch or master
+	// rule -- unsafe for masters (etcd), which the gate refuses unless
+	// AllowMasters.
+	Upgrade      string `yaml:"upgrade"`
+	AllowMasters bool   `yaml:"allow_masters"` // let upgrade: on-reboot apply to a site with masters
 }
+
+// The upgrade modes of RolloutPolicy.Upgrade.
+const (
+	UpgradeRollout  = "rollout"
+	UpgradeOnReboot = "on-reboot"
+)
+
+// OnReboot reports whether machines take the active version at their next
+// boot (upgrade: on-reboot).
+func (p RolloutPolicy) OnReboot() bool { return p.Upgrade == UpgradeOnReboot }
 
 // StageTimeouts bound each stage of a rebuild; a stage that overruns fails the
 // rebuild with the last boot event seen.
@@ -256,6 +275,9 @@ type Machine struct {
 	Role Role       `yaml:"role,required"`
 	IP   netip.Addr `yaml:"ip,required"`
 	BMC  *BMC       `yaml:"bmc"`
+	// Labels are free-form key/value pairs (rack, zone, ...) that
+	// selectors pick machines by: a rollout of only rack=r12.
+	Labels map[string]string `yaml:"labels"`
 }
 
 // BMC says how to power-cycle a machine.
@@ -384,7 +406,10 @@ func (v Version) Label() string {
 // Release is one site's config at one version, with its image resolved:
 // the unit the gate accepts and the server serves. Immutable once built.
 type Release struct {
-	Site    *Site
-	Image   *Image
-	Version Version
+	Site  *Site
+	Image *Image
+	// Discovery is the site's discovery image (Site.DiscoveryImage), nil
+	// when it names none.
+	Discovery *Image
+	Version   Version
 }

@@ -18,6 +18,9 @@ type VersionStore interface {
 	// RecordVersion records a gate decision: accepted (problems empty) makes
 	// v the site's active version; rejected keeps the active one.
 	RecordVersion(ctx context.Context, site string, v Version, problems Problems) error
+	// Accepted reports whether the gate accepted commit for site at some
+	// time (it was active, or still is).
+	Accepted(ctx context.Context, site, commit string) (bool, error)
 }
 
 // SiteStatus is what the tracker knows about one site.
@@ -101,20 +104,56 @@ func (t *Tracker) Status() []SiteStatus {
 	return out
 }
 
-// ReleaseAt returns a site's release at a commit the gate accepted since the
-// server started: the active one, or one that was active when a booting
-// machine was handed its script (its config must not change under it). It
-// refuses a commit the gate rejected or never accepted.
-func (t *Tracker) ReleaseAt(site, commit string) (*Release, error) {
+// ReleaseAt returns a site's release at a commit the gate accepted: the
+// active one, or one that was active before -- the version a machine is
+// assigned and keeps booting until a rollout moves it, or the one a booting
+// machine's token names. A version accepted by an earlier run of the server
+// is read again from the mirror (its artifacts are in the store already).
+// It refuses a commit the gate rejected or never accepted.
+func (t *Tracker) ReleaseAt(ctx context.Context, site, commit string) (*Release, error) {
 	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if r := t.accepted[site+"@"+commit]; r != nil {
+	r := t.accepted[site+"@"+commit]
+	_, rejected := t.rejected[site+"@"+commit]
+	t.mu.RUnlock()
+	switch {
+	case r != nil:
 		return r, nil
-	}
-	if _, rejected := t.rejected[site+"@"+commit]; rejected {
+	case rejected:
 		return nil, fmt.Errorf("site %s: version %s was rejected by the gate", site, commit)
+	case t.Store == nil:
+		return nil, fmt.Errorf("site %s: version %s was never accepted by this server", site, commit)
 	}
-	return nil, fmt.Errorf("site %s: version %s was never accepted by this server", site, commit)
+	ok, err := t.Store.Accepted(ctx, site, commit)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: version %s: %w", site, commit, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("site %s: version %s was never accepted by the gate", site, commit)
+	}
+	v, err := t.Repo.Resolve(commit)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: accepted version %s is not in the mirror: %w", site, commit, err)
+	}
+	cfg, ps, err := t.load(v.Commit)
+	if err == nil && len(ps) > 0 {
+		err = ps
+	}
+	if err != nil {
+		return nil, fmt.Errorf("site %s: accepted version %s no longer loads: %w", site, commit, err)
+	}
+	if r, err = cfg.Release(site, v); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.accepted == nil {
+		t.accepted = map[string]*Release{}
+	}
+	if prev := t.accepted[site+"@"+commit]; prev != nil {
+		return prev, nil
+	}
+	t.accepted[site+"@"+commit] = r
+	return r, nil
 }
 
 // Restore loads the persisted active version of every site from the store

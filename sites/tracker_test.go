@@ -18,7 +18,14 @@ import (
 type memStore struct {
 	mu        sync.Mutex
 	active    map[string]string
+	accepted  map[string]bool // site@commit
 	decisions []string
+}
+
+func (m *memStore) Accepted(_ context.Context, site, commit string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.accepted[site+"@"+commit], nil
 }
 
 func (m *memStore) ActiveCommit(_ context.Context, site string) (string, error) {
@@ -38,6 +45,10 @@ func (m *memStore) RecordVersion(_ context.Context, site string, v sites.Version
 		verdict = "rejected: " + ps.Error()
 	} else {
 		m.active[site] = v.Commit
+		if m.accepted == nil {
+			m.accepted = map[string]bool{}
+		}
+		m.accepted[site+"@"+v.Commit] = true
 	}
 	m.decisions = append(m.decisions, site+" "+v.Label()+" "+verdict)
 	return nil
@@ -95,7 +106,7 @@ func TestTrackerRejectsBrokenVersionAndKeepsServing(t *testing.T) {
 		!strings.Contains(st.Problems[0], "sites/lab/site.yaml:machines: 2 masters: etcd needs an odd number") {
 		t.Fatalf("status does not show the rejection: %+v", st)
 	}
-	if _, err := tr.ReleaseAt("lab", st.Pending.Commit); err == nil {
+	if _, err := tr.ReleaseAt(context.Background(), "lab", st.Pending.Commit); err == nil {
 		t.Fatal("ReleaseAt served a rejected version")
 	}
 	last := store.decisions[len(store.decisions)-1]
@@ -180,5 +191,25 @@ func TestTrackerHTTPRemoteDown(t *testing.T) {
 	}
 	if got := activeLabel(t, tr2, "lab"); got != "v2" {
 		t.Fatalf("after restart with the remote down lab active = %s, want v2", got)
+	}
+	// v1 was accepted by the first run and superseded: machines still
+	// assigned to it (or booting with a token naming it) are served it.
+	v1, err := tr2.Repo.Resolve("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := tr2.ReleaseAt(ctx, "lab", v1.Commit)
+	if err != nil {
+		t.Fatalf("after restart, the superseded v1 cannot be served: %v", err)
+	}
+	if rel.Version.Label() != "v1" || rel.Site.Name != "lab" {
+		t.Fatalf("ReleaseAt(v1) = %s of %s", rel.Version.Label(), rel.Site.Name)
+	}
+	v3, err := tr2.Repo.Resolve("v3-broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr2.ReleaseAt(ctx, "lab", v3.Commit); err == nil {
+		t.Fatal("after restart, ReleaseAt served a version never accepted")
 	}
 }

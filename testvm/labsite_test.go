@@ -35,8 +35,9 @@ var (
 )
 
 // TestLabSite boots the example lab site from the real undercloud binary:
-// three known machines (one UEFI), an unknown one, then a version change and
-// a broken version, each proven by what the real Ignition wrote in the VM.
+// three known machines (one UEFI), an unknown one, then a new version that a
+// reset does not take (the machine keeps its assigned version) and a broken
+// version, each proven by what the real Ignition wrote in the VM.
 func TestLabSite(t *testing.T) {
 	ctx := context.Background()
 	lab := testvm.NewTestLab(t, testvm.Options{})
@@ -95,20 +96,26 @@ func TestLabSite(t *testing.T) {
 	})
 
 	m1 := vms["lab-m1"]
-	t.Run("4-new-version-on-reset", func(t *testing.T) {
+	t.Run("4-reset-keeps-the-assigned-version", func(t *testing.T) {
 		if _, err := repo.Bind("lab", "v2"); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 30*time.Second, "lab active at v2", func() bool { return srv.activeCommit("lab") == v2 })
+		// A reset by QMP -- a power blip, a panic, an operator's reboot, not
+		// a rebuild -- boots the version the machine is assigned, v1: a new
+		// version reaches machines only through a rebuild or a rollout.
 		if err := m1.Reset(ctx); err != nil {
 			t.Fatal(err)
 		}
 		// The site was bootstrapped by the master's first boot: it now joins
 		// the existing etcd cluster instead of creating a new one.
-		written := checkServedBoot(t, srv, m1, "lab-m1", labMachines[0].mac, labMachines[0].ip, "master", v2, "v2", true)
-		want := renderedFiles(t, repo, "v2", "lab", "lab-m1", true)["/etc/motd"]
-		if !strings.Contains(want, "config v2") || written["/etc/motd"] != testvm.SHA256Hex([]byte(want)) {
-			t.Fatalf("Ignition did not write v2's /etc/motd: wrote sha256 %s, v2 renders %q", written["/etc/motd"], want)
+		written := checkServedBoot(t, srv, m1, "lab-m1", labMachines[0].mac, labMachines[0].ip, "master", v1, "v1", true)
+		want := renderedFiles(t, repo, "v1", "lab", "lab-m1", true)["/etc/motd"]
+		if strings.Contains(want, "config v2") || written["/etc/motd"] != testvm.SHA256Hex([]byte(want)) {
+			t.Fatalf("Ignition did not write v1's /etc/motd: wrote sha256 %s, v1 renders %q", written["/etc/motd"], want)
+		}
+		if r := srv.query(`SELECT assigned_version, desired_version FROM machines WHERE mac = ?`, labMachines[0].mac); len(r) != 1 || r[0][0] != v1 || r[0][1] != v2 {
+			t.Fatalf("lab-m1 (assigned, desired) = %v, want (v1 %s, v2 %s)", r, v1, v2)
 		}
 	})
 
@@ -126,7 +133,7 @@ func TestLabSite(t *testing.T) {
 		if err := m1.Reset(ctx); err != nil {
 			t.Fatal(err)
 		}
-		checkServedBoot(t, srv, m1, "lab-m1", labMachines[0].mac, labMachines[0].ip, "master", v2, "v2", true)
+		checkServedBoot(t, srv, m1, "lab-m1", labMachines[0].mac, labMachines[0].ip, "master", v1, "v1", true)
 	})
 }
 

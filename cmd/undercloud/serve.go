@@ -20,6 +20,7 @@ import (
 	"github.com/undercloud/undercloud/ignition"
 	"github.com/undercloud/undercloud/images"
 	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/provision"
 	"github.com/undercloud/undercloud/pxe"
 	"github.com/undercloud/undercloud/rebuild"
 	"github.com/undercloud/undercloud/sites"
@@ -33,10 +34,9 @@ type server struct {
 	secrets *secrets
 	db      *inventory.DB
 	store   *images.Store
-	ix      *index
 	tracker *sites.Tracker
 	refresh chan bool // on-demand refresh of the site repo (true: retry rejected versions)
-	boots   *boots
+	core    *provision.Service
 	engine  *rebuild.Engine
 	metrics *web.Metrics
 }
@@ -85,7 +85,7 @@ func newServer(ctx context.Context, cfg *serveConfig, sec *secrets, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, log: log, secrets: sec, db: db, ix: &index{}, refresh: make(chan bool, 1),
+	s := &server{cfg: cfg, log: log, secrets: sec, db: db, refresh: make(chan bool, 1),
 		metrics: web.NewMetrics(buildVersion())}
 	s.metrics.CountFoldedEvents(db.Folded)
 	s.store = &images.Store{Dir: filepath.Join(cfg.DataDir, "images"), ArtifactRoot: cfg.ArtifactRoot,
@@ -94,13 +94,19 @@ func newServer(ctx context.Context, cfg *serveConfig, sec *secrets, log *slog.Lo
 		Repo:   &sites.Repo{URL: cfg.Repo, Dir: filepath.Join(cfg.DataDir, "repo.git"), Log: log},
 		Branch: cfg.Branch, Sites: cfg.Sites,
 		Gate:  sites.Gate{Renderer: ignition.Renderer{}, Artifacts: s.store},
-		Store: versionStore{db}, Log: log,
+		Store: db, Log: log,
 		OnActivate: s.activated,
 	}
 	s.engine = &rebuild.Engine{Store: db, Sites: s.tracker, Log: log,
 		Power: powerFactory{secrets: sec, db: db, log: log}.driver, Changed: s.countOutcome}
-	s.boots = &boots{ix: s.ix, tracker: s.tracker, db: db, log: log, metrics: s.metrics,
-		rebuildPending: s.engine.RebuildPending, notify: s.engine.Notify}
+	s.core = &provision.Service{DB: db, Releases: s.tracker, Rebuilds: s.engine, Metrics: s.metrics, Log: log}
+	// The engine follows rebuilds from the stored boot steps: it is told
+	// of them once they are committed.
+	db.Stored = func(macs []sites.MAC) {
+		for _, mac := range macs {
+			s.engine.Notify(mac)
+		}
+	}
 	restore := cfg.Sites
 	if len(restore) == 0 {
 		known, err := db.Sites(ctx)
@@ -134,10 +140,9 @@ func newServer(ctx context.Context, cfg *serveConfig, sec *secrets, log *slog.Lo
 
 // activated is called by the tracker when a site's active version changes.
 func (s *server) activated(r *sites.Release) {
-	s.ix.update(s.tracker.Releases())
 	ctx := context.Background()
 	s.metrics.SiteActiveVersion(r.Site.Name, r.Version.Commit, r.Version.Label())
-	if err := s.db.DeclareMachines(ctx, r); err != nil {
+	if err := s.core.Activate(ctx, r, s.tracker.Releases()); err != nil {
 		s.log.Error("record declared machines", "site", r.Site.Name, "version", r.Version.Commit, "err", err)
 	}
 	// A new version makes machines outdated: the engine retargets rebuilds
@@ -303,11 +308,11 @@ func (s *server) run(ctx context.Context) error {
 	if err := firmware.Check(); err != nil {
 		return err
 	}
-	queue := &pxe.Queue{Next: s.boots, Log: s.log}
-	lz := newLeases(s.db)
-	events := newDHCPEvents(s.db, s.log)
+	queue := &pxe.Queue{Next: s.core, Log: s.log}
+	lz := provision.NewLeases(s.db)
+	events := provision.NewDHCPEvents(s.db, s.log)
 	bootHTTP := &pxe.HTTP{
-		Targets: s.boots, Configs: s.boots, Callbacks: s.boots, Artifacts: s.store,
+		Targets: s.core, Configs: s.core, Callbacks: s.core, Artifacts: s.store,
 		Tokens: &pxe.Tokens{Key: key}, Firmware: firmware, Leases: lz, Recorder: queue,
 		Metrics: s.metrics, Log: s.log,
 	}
@@ -329,7 +334,7 @@ func (s *server) run(ctx context.Context) error {
 	for _, d := range l.dhcp {
 		srv := &dhcp.Server{
 			Iface: d.iface, ServerIP: d.serverIP, BootURL: fmt.Sprintf("http://%s:%d", d.serverIP, port),
-			EFIBinary: s.cfg.EFIBinary, Plan: s.ix, Leases: lz, Recorder: events,
+			EFIBinary: s.cfg.EFIBinary, Plan: s.core, Leases: lz, Recorder: events,
 			Metrics: s.metrics, Log: s.log.With("iface", d.iface),
 		}
 		g.Go(func() error { return srv.Serve(ctx, d.conn) })

@@ -1,0 +1,66 @@
+package provision
+
+import (
+	"testing"
+
+	"github.com/undercloud/undercloud/sites"
+)
+
+func TestChooseVersion(t *testing.T) {
+	for name, tc := range map[string]struct {
+		assigned           string
+		onReboot, servable bool
+		want               string
+		reassign           bool
+	}{
+		"first boot takes the active version":       {assigned: "", servable: false, want: "v2", reassign: true},
+		"assigned the active version":               {assigned: "v2", servable: true, want: "v2"},
+		"an older assigned version is kept":         {assigned: "v1", servable: true, want: "v1"},
+		"on-reboot takes the active version":        {assigned: "v1", onReboot: true, servable: true, want: "v2", reassign: true},
+		"an assigned version that cannot be served": {assigned: "v1", servable: false, want: "v2", reassign: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, reassign := chooseVersion(tc.assigned, "v2", tc.onReboot, tc.servable)
+			if got != tc.want || reassign != tc.reassign {
+				t.Errorf("chooseVersion(%q, v2, %v, %v) = %q, %v; want %q, %v",
+					tc.assigned, tc.onReboot, tc.servable, got, reassign, tc.want, tc.reassign)
+			}
+		})
+	}
+}
+
+func TestInstallNeeded(t *testing.T) {
+	for name, tc := range map[string]struct {
+		pending bool
+		current string
+		want    bool
+	}{
+		"never booted: first install":            {current: "", want: true},
+		"installed, nothing pending: local disk": {current: "v1", want: false},
+		"a rebuild pending: install again":       {pending: true, current: "v1", want: true},
+	} {
+		if got := installNeeded(tc.pending, tc.current); got != tc.want {
+			t.Errorf("%s: installNeeded(%v, %q) = %v, want %v", name, tc.pending, tc.current, got, tc.want)
+		}
+	}
+}
+
+func TestBootstrapped(t *testing.T) {
+	m1, m2, m3 := sites.Machine{MAC: "m1"}, sites.Machine{MAC: "m2"}, sites.Machine{MAC: "m3"}
+	for name, tc := range map[string]struct {
+		masters []sites.Machine
+		booted  map[sites.MAC]string
+		want    bool
+	}{
+		"no masters: nothing to bootstrap":   {masters: nil, want: false},
+		"one master of three never booted":   {masters: []sites.Machine{m1, m2, m3}, booted: map[sites.MAC]string{"m1": "v1", "m2": "v1"}, want: false},
+		"every master booted once":           {masters: []sites.Machine{m1, m2, m3}, booted: map[sites.MAC]string{"m1": "v1", "m2": "v2", "m3": "v1"}, want: true},
+		"the only master booted":             {masters: []sites.Machine{m1}, booted: map[sites.MAC]string{"m1": "v1"}, want: true},
+		"the only master has not booted yet": {masters: []sites.Machine{m1}, booted: map[sites.MAC]string{}, want: false},
+	} {
+		current := func(mac sites.MAC) string { return tc.booted[mac] }
+		if got := bootstrapped(tc.masters, current); got != tc.want {
+			t.Errorf("%s: bootstrapped = %v, want %v", name, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,26 @@
+// Package provision is the provisioning core: every decision about what a
+// machine boots, made without sockets, for the protocol packages to ask.
+//
+//   - dhcp asks for the network plan (Service implements dhcp.Plan), leases
+//     (Leases) and where to record its events (DHCPEvents);
+//   - pxe asks for a machine's target and config and hands over its booted
+//     and heartbeat reports and its boot events (Service implements
+//     pxe.Targets, pxe.Configs, pxe.Callbacks and pxe.Recorder).
+//
+// # Which version a machine boots
+//
+// Every known machine has an assigned version in the inventory. Its first
+// boot assigns its site's active version; after that it boots its assigned
+// version -- through reboots, server restarts and newer activations --
+// until a rebuild or a rollout assigns another (the inventory assigns a
+// rebuild's target when its power cycle starts). So a machine that reboots
+// by itself (a power blip, a panic, an operator's reboot) never takes a new
+// version outside the canary, the batches and the one-master-at-a-time
+// rule. A site may opt in to rollout.upgrade: on-reboot, where every boot
+// takes the active version; the gate refuses that for a site with masters
+// unless rollout.allow_masters.
+//
+// The pure decisions are in decide.go: chooseVersion, installNeeded,
+// bootstrapped. Service is the thin layer that reads the inventory and the
+// tracker for them and writes back what they decided.
+package provision

@@ -1,0 +1,290 @@
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/undercloud/undercloud/event"
+	"github.com/undercloud/undercloud/ignition"
+	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/pxe"
+	"github.com/undercloud/undercloud/sites"
+)
+
+var (
+	_ pxe.Targets   = (*Service)(nil)
+	_ pxe.Configs   = (*Service)(nil)
+	_ pxe.Callbacks = (*Service)(nil)
+	_ pxe.Recorder  = (*Service)(nil)
+)
+
+// Releases gives the site versions the gate accepted; *sites.Tracker
+// implements it.
+type Releases interface {
+	// ReleaseAt returns a site's release at an accepted commit, also one
+	// accepted before the server's last start.
+	ReleaseAt(ctx context.Context, site, commit string) (*sites.Release, error)
+}
+
+// Rebuilds says whether a rebuild of a machine waits for its next network
+// boot; *rebuild.Engine implements it.
+type Rebuilds interface {
+	RebuildPending(ctx context.Context, mac sites.MAC) bool
+}
+
+// Metrics counts renders and completed boots; *web.Metrics implements it.
+type Metrics interface {
+	IgnitionRendered(ok bool)
+	BootCompleted(d time.Duration)
+}
+
+// Service is the provisioning core. Set the fields, then call Activate with
+// every active release before serving: until then every machine is unknown.
+// It is safe for concurrent use.
+type Service struct {
+	DB       *inventory.DB // required
+	Releases Releases      // required
+	Rebuilds Rebuilds      // optional: nil means no rebuild is ever pending
+	Metrics  Metrics       // optional
+	Log      *slog.Logger  // nil discards
+
+	ix index
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+// Activate makes rels the active releases (one per site), called whenever
+// a site's active version changes. It records the machines rel declares in
+// the inventory. What a machine boots does not change with it: only its
+// first boot, a rebuild or a rollout assign a version (see the package doc).
+func (s *Service) Activate(ctx context.Context, rel *sites.Release, rels []*sites.Release) error {
+	s.ix.update(rels)
+	return s.DB.DeclareMachines(ctx, rel)
+}
+
+// Target decides what machine mac boots (pxe.Targets).
+func (s *Service) Target(ctx context.Context, mac string, h pxe.Hints) (pxe.Target, error) {
+	m := sites.MAC(mac)
+	if h.UUID != "" || h.Serial != "" {
+		if err := s.DB.Observe(ctx, inventory.Observation{MAC: m, UUID: h.UUID, Serial: h.Serial}); err != nil {
+			s.log().Warn("record machine identity", "mac", mac, "err", err)
+		}
+	}
+	p, ok := s.ix.machine(m)
+	if !ok {
+		return s.unknown(ctx, m)
+	}
+	rel, row, err := s.assigned(ctx, p)
+	if err != nil {
+		return pxe.Target{}, err
+	}
+	mach := rel.Site.MachineByMAC(m)
+	t := imageTarget(rel.Image, rel.Site)
+	t.Kind, t.Site, t.Machine, t.Role, t.Version = pxe.TargetKnown, rel.Site.Name, mach.Name, string(mach.Role), rel.Version.Commit
+	if rel.Image.Mode == sites.ImageInstall {
+		pending := s.Rebuilds != nil && s.Rebuilds.RebuildPending(ctx, m)
+		t.RebuildPending = installNeeded(pending, row.CurrentVersion)
+	}
+	return t, nil
+}
+
+// assigned returns the release machine p boots and its inventory row,
+// assigning a version first where chooseVersion says so.
+func (s *Service) assigned(ctx context.Context, p placed) (*sites.Release, inventory.Machine, error) {
+	active, mac := p.rel, p.m.MAC
+	site := active.Site.Name
+	for range 2 { // a second round when another request assigned meanwhile
+		row, err := s.DB.Machine(ctx, mac)
+		if err != nil {
+			return nil, row, fmt.Errorf("machine %s of site %s: %w", mac, site, err)
+		}
+		rel, servable := active, false
+		if a := row.AssignedVersion; a != "" && a != active.Version.Commit {
+			r, err := s.Releases.ReleaseAt(ctx, site, a)
+			switch {
+			case err != nil:
+				s.log().Warn("assigned version cannot be served: booting the active version", "site", site,
+					"mac", mac, "version", a, "active", active.Version.Commit, "err", err)
+			case r.Site.MachineByMAC(mac) == nil:
+				s.log().Warn("assigned version does not declare the machine: booting the active version",
+					"site", site, "mac", mac, "version", a, "active", active.Version.Commit)
+			default:
+				rel, servable = r, true
+			}
+		}
+		v, reassign := chooseVersion(row.AssignedVersion, active.Version.Commit, active.Site.Rollout.OnReboot(), servable)
+		if !reassign {
+			return rel, row, nil
+		}
+		ok, err := s.DB.AssignVersion(ctx, mac, v, row.AssignedVersion)
+		if err != nil {
+			return nil, row, err
+		}
+		if ok {
+			s.log().Info("version assigned", "site", site, "mac", mac, "machine", p.m.Name,
+				"version", v, "was", row.AssignedVersion)
+			row.AssignedVersion = v
+			return active, row, nil
+		}
+	}
+	return nil, inventory.Machine{}, fmt.Errorf("machine %s of site %s: its assigned version keeps changing", mac, site)
+}
+
+// unknown is the answer for a MAC in no site: the discovery image of the
+// site whose network it leased on, or nothing.
+func (s *Service) unknown(ctx context.Context, mac sites.MAC) (pxe.Target, error) {
+	lease, err := s.DB.LeaseByMAC(ctx, mac)
+	if errors.Is(err, inventory.ErrNotFound) {
+		return pxe.Target{Kind: pxe.TargetNone}, nil
+	}
+	if err != nil {
+		return pxe.Target{}, err
+	}
+	rel := s.ix.release(lease.Site)
+	if rel == nil || rel.Discovery == nil {
+		return pxe.Target{Kind: pxe.TargetNone, Site: lease.Site}, nil
+	}
+	t := imageTarget(rel.Discovery, rel.Site)
+	t.Kind, t.Site, t.Version = pxe.TargetDiscovery, rel.Site.Name, rel.Version.Commit
+	return t, nil
+}
+
+func imageTarget(im *sites.Image, s *sites.Site) pxe.Target {
+	t := pxe.Target{
+		Mode: string(im.Mode), Kernel: im.Artifacts.Kernel.SHA256, Initrd: im.Artifacts.Initrd.SHA256,
+		KernelArgs: append(append([]string(nil), im.KernelArgs...), s.KernelArgs...), IgnitionArg: im.IgnitionArg,
+	}
+	if im.Artifacts.Rootfs != nil {
+		t.Rootfs = im.Artifacts.Rootfs.SHA256
+	}
+	return t
+}
+
+// Config renders a machine's config at the version its token names: the
+// version its script was served with (its assigned version then), so the
+// config never changes under a booting machine (pxe.Configs).
+func (s *Service) Config(ctx context.Context, mac, version string) ([]byte, error) {
+	p, ok := s.ix.machine(sites.MAC(mac))
+	if !ok {
+		return nil, fmt.Errorf("%s is not a known machine: %w", mac, pxe.ErrNotFound)
+	}
+	site := p.rel.Site.Name
+	rel, err := s.Releases.ReleaseAt(ctx, site, version)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, pxe.ErrNotFound)
+	}
+	m := rel.Site.MachineByMAC(sites.MAC(mac))
+	if m == nil {
+		return nil, fmt.Errorf("%s is not in site %s at %s: %w", mac, site, version, pxe.ErrNotFound)
+	}
+	st, err := s.DB.Site(ctx, site)
+	if err != nil {
+		return nil, fmt.Errorf("site state of %s: %w", site, err)
+	}
+	out, err := ignition.Render(ignition.Input{Release: rel, Machine: m, Bootstrapped: st.Bootstrapped})
+	if s.Metrics != nil {
+		s.Metrics.IgnitionRendered(err == nil)
+	}
+	return out, err
+}
+
+// Booted records that a machine booted on a version, and marks its site
+// bootstrapped once every master has booted (pxe.Callbacks).
+func (s *Service) Booted(ctx context.Context, r pxe.BootReport) error {
+	detail, _ := json.Marshal(map[string]any{"digest": r.Digest, "hostname": r.Hostname, "files": r.Files})
+	mac := sites.MAC(r.MAC)
+	site := ""
+	if p, ok := s.ix.machine(mac); ok {
+		site = p.rel.Site.Name
+	}
+	if _, err := s.DB.RecordSync(ctx, inventory.Event{
+		At: r.Time, MAC: mac, Site: site, BootID: r.BootID, Kind: event.Booted,
+		Version: r.Version, IP: r.IP, Detail: string(detail),
+	}); err != nil {
+		return err
+	}
+	if s.Metrics != nil {
+		if boots, err := s.DB.Boots(ctx, mac, 1); err == nil && len(boots) == 1 && boots[0].Booted {
+			s.Metrics.BootCompleted(boots[0].Duration())
+		}
+	}
+	if site != "" {
+		if err := s.markBootstrapped(ctx, site); err != nil {
+			s.log().Warn("mark site bootstrapped", "site", site, "err", err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) markBootstrapped(ctx context.Context, site string) error {
+	st, err := s.DB.Site(ctx, site)
+	if err != nil || st.Bootstrapped {
+		return err
+	}
+	rel := s.ix.release(site)
+	if rel == nil {
+		return nil
+	}
+	current := func(mac sites.MAC) string {
+		m, err := s.DB.Machine(ctx, mac)
+		if err != nil {
+			return ""
+		}
+		return m.CurrentVersion
+	}
+	if !bootstrapped(rel.Site.Masters(), current) {
+		return nil
+	}
+	s.log().Info("site bootstrapped: masters now join the existing etcd cluster", "site", site)
+	return s.DB.MarkBootstrapped(ctx, site)
+}
+
+// Heartbeat records that a machine is alive (pxe.Callbacks).
+func (s *Service) Heartbeat(ctx context.Context, r pxe.BootReport) error {
+	return s.DB.Record(ctx, inventory.Event{At: r.Time, MAC: sites.MAC(r.MAC), BootID: r.BootID,
+		Kind: event.Heartbeat, Version: r.Version, IP: r.IP})
+}
+
+// Record stores a pxe boot event (pxe.Recorder; called from a pxe.Queue's
+// goroutine). Booted and heartbeat events are stored by the callbacks
+// themselves. The rebuild engine hears of the event from the inventory once
+// it is committed (inventory.DB.Stored), not from here.
+func (s *Service) Record(e pxe.Event) {
+	if e.MAC == "" || e.Kind == event.Booted || e.Kind == event.Heartbeat {
+		return
+	}
+	mac := sites.MAC(e.MAC)
+	site := e.Site
+	if p, ok := s.ix.machine(mac); ok && site == "" {
+		site = p.rel.Site.Name
+	}
+	detail := map[string]any{}
+	for k, v := range map[string]string{"file": e.File, "detail": e.Detail, "error": e.Error} {
+		if v != "" {
+			detail[k] = v
+		}
+	}
+	if e.Bytes > 0 {
+		detail["bytes"] = e.Bytes
+	}
+	d, _ := json.Marshal(detail)
+	src := ""
+	if e.IP.IsValid() {
+		src = e.IP.String()
+	}
+	if err := s.DB.Record(context.Background(), inventory.Event{
+		At: e.Time, MAC: mac, Site: site, BootID: e.BootID, Kind: e.Kind,
+		Version: e.Version, Source: src, Detail: string(d),
+	}); err != nil {
+		s.log().Warn("record boot event", "mac", e.MAC, "err", err)
+	}
+}
