@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/power"
 	"github.com/undercloud/undercloud/sites"
@@ -16,10 +17,11 @@ import (
 
 func TestRebuildToDone(t *testing.T) {
 	f := newFixture(t, labRelease())
-	r, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice")
+	req, err := f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	r := req.Rebuild
 	if r.State != inventory.RebuildRequested || r.Target != newCommit || r.RequestedBy != "alice" {
 		t.Errorf("requested: %+v", r)
 	}
@@ -35,19 +37,19 @@ func TestRebuildToDone(t *testing.T) {
 	if r.State != inventory.RebuildBooting || !r.PowerCycledAt.Equal(f.clk.Now()) {
 		t.Errorf("after the power cycle: %s, power cycled at %s", r.State, r.PowerCycledAt)
 	}
-	_, err = f.e.Rebuild(f.ctx, "lab", "lab-w1", "bob")
+	_, err = f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "bob"})
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), fmt.Sprintf("lab/lab-w1 is already rebuilding (rebuild %d, booting)", r.ID)) {
 		t.Errorf("second rebuild: got %v, want ErrConflict naming the rebuild", err)
 	}
 
 	// The script and artifacts move nothing; the config of the target does.
-	f.event("lab-w1", inventory.EventDHCPDiscover, "")
-	f.event("lab-w1", inventory.EventIPXEScript, newCommit)
+	f.event("lab-w1", event.DHCPDiscover, "")
+	f.event("lab-w1", event.IPXEScript, newCommit)
 	f.settle()
-	if r = f.rebuild("lab-w1"); r.State != inventory.RebuildBooting || r.LastEvent.Kind != inventory.EventIPXEScript {
+	if r = f.rebuild("lab-w1"); r.State != inventory.RebuildBooting || r.LastEvent.Kind != event.IPXEScript {
 		t.Errorf("after the script: %s, last event %s", r.State, r.LastEvent)
 	}
-	f.event("lab-w1", inventory.EventIgnition, newCommit)
+	f.event("lab-w1", event.Ignition, newCommit)
 	f.settle()
 	if r = f.rebuild("lab-w1"); r.State != inventory.RebuildConfigServed {
 		t.Errorf("after the config: %s", r.State)
@@ -56,12 +58,12 @@ func TestRebuildToDone(t *testing.T) {
 		t.Error("RebuildPending = true once the config was served: an install image would loop")
 	}
 	// Its old disk reporting in is not success.
-	f.event("lab-w1", inventory.EventBooted, oldCommit)
+	f.event("lab-w1", event.Booted, oldCommit)
 	f.settle()
 	if r = f.rebuild("lab-w1"); r.State != inventory.RebuildConfigServed {
 		t.Errorf("after booted on the old version: %s", r.State)
 	}
-	f.event("lab-w1", inventory.EventBooted, newCommit)
+	f.event("lab-w1", event.Booted, newCommit)
 	f.settle()
 	want := []string{"requested", "power-cycling", "booting", "config-served", "booted", "done"}
 	if diff := cmp.Diff(want, f.states("lab-w1")); diff != "" {
@@ -92,7 +94,7 @@ func TestRebuildRefused(t *testing.T) {
 		"no credentials":  {"lab", "lab-w4", ErrConflict, `lab/lab-w4 cannot be power-cycled: bmc ipmi: no credentials "missing"`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := f.e.Rebuild(f.ctx, tc.site, tc.machine, "alice")
+			_, err := f.e.Rebuild(f.ctx, Request{Site: tc.site, Machine: tc.machine, Actor: "alice"})
 			if !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("got %v, want %v with %q", err, tc.kind, tc.msg)
 			}
@@ -106,7 +108,7 @@ func TestRebuildRefused(t *testing.T) {
 func TestRebuildBMCFails(t *testing.T) {
 	f := newFixture(t, labRelease())
 	f.bmc.fail["lab-w1"] = fmt.Errorf("ipmi 10.0.0.5:623: chassis bootdev pxe: no answer after 3 attempts (20s each): timeout: %w", power.ErrUnreachable)
-	if _, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice"); err != nil {
+	if _, err := f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	f.settle()
@@ -130,7 +132,7 @@ func TestRebuildBMCTimeout(t *testing.T) {
 	rel.Site.Rollout.Timeouts.PowerCycle = sites.Duration(50 * time.Millisecond)
 	f := newFixture(t, rel)
 	f.bmc.block["lab-w1"] = true
-	if _, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice"); err != nil {
+	if _, err := f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	f.settle()
@@ -142,12 +144,12 @@ func TestRebuildBMCTimeout(t *testing.T) {
 
 func TestRebuildStageTimeout(t *testing.T) {
 	f := newFixture(t, labRelease())
-	if _, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice"); err != nil {
+	if _, err := f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	f.settle()
-	f.event("lab-w1", inventory.EventDHCPDiscover, "")
-	f.event("lab-w1", inventory.EventIPXEScript, newCommit)
+	f.event("lab-w1", event.DHCPDiscover, "")
+	f.event("lab-w1", event.IPXEScript, newCommit)
 	f.settle()
 	f.clk.Advance(3*time.Minute - time.Second) // the discover was a second before the script
 	f.settle()
@@ -179,7 +181,7 @@ func TestRestartInPowerCycling(t *testing.T) {
 				t.Fatal(err)
 			}
 			if booted {
-				f.event("lab-w1", inventory.EventDHCPDiscover, "")
+				f.event("lab-w1", event.DHCPDiscover, "")
 			}
 			f.restart()
 			f.settle()
@@ -194,7 +196,7 @@ func TestRestartInPowerCycling(t *testing.T) {
 			if got.State != inventory.RebuildBooting {
 				t.Errorf("state %s, want booting", got.State)
 			}
-			if booted && got.LastEvent.Kind != inventory.EventDHCPDiscover {
+			if booted && got.LastEvent.Kind != event.DHCPDiscover {
 				t.Errorf("last event %s, want the discover that proved the cycle", got.LastEvent)
 			}
 		})
@@ -207,7 +209,7 @@ func TestShutdownDuringBMCCall(t *testing.T) {
 	f := newFixture(t, labRelease())
 	f.bmc.block["lab-w1"] = true
 	ctx, cancel := context.WithCancel(f.ctx)
-	if _, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice"); err != nil {
+	if _, err := f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.e.pass(ctx); err != nil {
@@ -252,7 +254,7 @@ func TestRunNotify(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	if _, err := f.e.Rebuild(f.ctx, "lab", "lab-w1", "alice"); err != nil {
+	if _, err := f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(inventory.RebuildBooting)

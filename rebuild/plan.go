@@ -11,19 +11,19 @@ import (
 )
 
 // PlanMachines returns the plan of a rollout of site s to version target:
-// its machines whose current version (current, by MAC: the version each
-// last booted) is not target, masters first, then workers, each in file
-// order. Every master is a batch of its own; workers go in batches of the
+// its machines that sel picks (the zero Selection picks all) and whose
+// current version (current, by MAC: the version each last booted) is not
+// target, masters first, then workers, each in file order. Every master is a batch of its own; workers go in batches of the
 // policy's batch_size. The first canary machines of that order are the
 // canary; a batch never mixes canary and other machines, so the canary
 // finishes before anything else starts. A machine without a BMC is in the
 // plan, skipped with the reason, in no batch (0), so the rollout shows it.
-func PlanMachines(s *sites.Site, current map[sites.MAC]string, target string, p sites.RolloutPolicy) []inventory.RolloutMachine {
+func PlanMachines(s *sites.Site, sel sites.Selection, current map[sites.MAC]string, target string, p sites.RolloutPolicy) []inventory.RolloutMachine {
 	p = p.WithDefaults()
 	var masters, workers []sites.Machine
 	for _, m := range s.Machines {
 		switch {
-		case current[m.MAC] == target:
+		case !sel.Matches(m), current[m.MAC] == target:
 		case m.Role == sites.RoleMaster:
 			masters = append(masters, m)
 		default:
@@ -88,7 +88,7 @@ type Decision struct {
 	Start    []int  // positions of the machines to start now, in order
 	Skip     []Skip // machines to skip now: they run the target already
 	// Wake is when the decision changes without any event (a canary soak
-	// ends); zero if never.
+	// or a soak between batches ends); zero if never.
 	Wake time.Time
 }
 
@@ -103,7 +103,9 @@ type Decision struct {
 //   - Batches run in order; a batch starts when every machine of the batches
 //     before it has finished. After the canary batches the rollout waits in
 //     canary-wait: until canary_soak has passed since the last canary
-//     finished, or, when canary_soak is 0, for a confirmation.
+//     finished, or, when canary_soak is 0, for a confirmation. Before any
+//     other batch it waits, running, until soak has passed since the last
+//     machine of the batches before finished.
 //   - A master starts only while at most floor((masters-1)/2) masters would
 //     be down, counting it (etcd keeps quorum). A site with one master may
 //     rebuild it: it cannot keep quorum through any reboot anyway. A site
@@ -153,6 +155,10 @@ func Decide(s Situation) Decision {
 			d.State, d.Reason, d.Wake = inventory.RolloutCanaryWait, wait, wake
 			return d
 		}
+	}
+	if wait, wake := soakWait(ro, p, batch, s.Now); wait != "" {
+		d.Reason, d.Wake = wait, wake
+		return d
 	}
 	var waits []string
 	for _, m := range batch {
@@ -228,27 +234,41 @@ func canaryWait(ro inventory.Rollout, p sites.RolloutPolicy, now time.Time) (str
 	return fmt.Sprintf("canary done: soaking %s until %s", soak, stamp(end)), end
 }
 
-// quorum returns why master m may not start now ("" if it may), and
-// whether it never may.
-func quorum(s Situation, m inventory.RolloutMachine) (why string, never bool) {
-	allowed := (s.Masters - 1) / 2
-	if s.Masters <= 1 {
-		allowed = 1
+// soakWait returns why the rollout waits before batch (the current one),
+// "" when it may start, and when the soak ends. The soak counts from the
+// last rebuild of the batches before batch finished. It does not apply
+// after the canary, which canary_soak or a confirmation governs, nor to a
+// batch already started.
+func soakWait(ro inventory.Rollout, p sites.RolloutPolicy, batch []inventory.RolloutMachine, now time.Time) (string, time.Time) {
+	soak := p.Soak.Std()
+	if soak <= 0 || slices.ContainsFunc(batch, func(m inventory.RolloutMachine) bool { return m.Rebuild != nil }) {
+		return "", time.Time{}
 	}
-	if allowed == 0 {
+	var last *inventory.RolloutMachine // of the batches before, the machine that finished last
+	for i, m := range ro.Machines {
+		if m.Batch < batch[0].Batch && m.Rebuild != nil && (last == nil || m.Rebuild.Updated.After(last.Rebuild.Updated)) {
+			last = &ro.Machines[i]
+		}
+	}
+	if last == nil || (last.Canary && !batch[0].Canary) {
+		return "", time.Time{}
+	}
+	end := last.Rebuild.Updated.Add(soak)
+	if !now.Before(end) {
+		return "", time.Time{}
+	}
+	return fmt.Sprintf("soaking %s until %s after batch %d", soak, stamp(end), last.Batch), end
+}
+
+// quorum returns why master m may not start now ("" if it may), and
+// whether it never may: the rule is quorumBlock's.
+func quorum(s Situation, m inventory.RolloutMachine) (why string, never bool) {
+	if quorumNever(s.Masters) {
 		return fmt.Sprintf("%s: a site with %d masters loses etcd quorum with any master down, so a rollout does not rebuild them; rebuild them by hand",
 			m.Name, s.Masters), true
 	}
-	var down []string
-	for mac, why := range s.Down {
-		if mac != m.MAC {
-			down = append(down, why)
-		}
+	if why := quorumBlock(s.Masters, s.Down, m.MAC); why != "" {
+		return fmt.Sprintf("master %s waits: %s", m.Name, why), false
 	}
-	if len(down)+1 <= allowed {
-		return "", false
-	}
-	slices.Sort(down)
-	return fmt.Sprintf("master %s waits: %d of %d masters down (%s), at most %d may be",
-		m.Name, len(down), s.Masters, strings.Join(down, ", "), allowed), false
+	return "", false
 }

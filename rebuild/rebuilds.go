@@ -15,40 +15,76 @@ import (
 // are read on the next.
 const maxEvents = 1000
 
-// Rebuild requests a rebuild of machine name of site, to the site's active
-// version, on behalf of actor, and returns it in state requested; the loop
-// takes it at once. A rebuild requested so is not held to the rollout's
-// master rule: the operator decides. It fails with ErrNotFound for an
-// unknown site or machine, and with ErrConflict when the machine is
-// rebuilding already or cannot be rebuilt (no BMC).
-func (e *Engine) Rebuild(ctx context.Context, site, name, actor string) (inventory.Rebuild, error) {
+// Request is an operator's request for a one-off rebuild.
+type Request struct {
+	Site    string
+	Machine string // its name in the site config
+	Actor   string // who asks, for the rebuild's record and the log
+	// Force overrides the master quorum rule (see quorumBlock): the rebuild
+	// is created even if it leaves fewer than a majority of the site's
+	// masters up. The override is logged at Warn with the masters down.
+	Force bool
+}
+
+// Requested is what Rebuild created.
+type Requested struct {
+	Rebuild inventory.Rebuild
+	// Overrode says why the master quorum rule would have refused the
+	// rebuild, naming the masters down, when Force overrode it; "" when the
+	// rule allowed it. Callers put it in their audit entry.
+	Overrode string
+}
+
+// Rebuild requests a one-off rebuild of machine req.Machine of req.Site, to
+// the site's active version, and returns it in state requested; the loop
+// takes it at once. A master is held to the quorum rule as a one-off:
+// down counts every other master with a rebuild in flight or not
+// provisioned on its assigned version (oneOffDown), and a rebuild that
+// would leave fewer than a majority up is refused unless req.Force. It
+// fails with ErrNotFound for an unknown site or machine, and with
+// ErrConflict when the machine is rebuilding already, cannot be rebuilt (no
+// BMC), or the quorum rule refuses it (the error says which masters are
+// down and why).
+func (e *Engine) Rebuild(ctx context.Context, req Request) (Requested, error) {
 	if err := e.check(); err != nil {
-		return inventory.Rebuild{}, err
+		return Requested{}, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	site := req.Site
 	rel, err := e.release(site)
 	if err != nil {
-		return inventory.Rebuild{}, err
+		return Requested{}, err
 	}
-	m := rel.Site.Machine(name)
+	m := rel.Site.Machine(req.Machine)
 	if m == nil {
-		return inventory.Rebuild{}, fmt.Errorf("%s/%s: no such machine at version %s: %w", site, name, rel.Version.Label(), ErrNotFound)
+		return Requested{}, fmt.Errorf("%s/%s: no such machine at version %s: %w", site, req.Machine, rel.Version.Label(), ErrNotFound)
 	}
 	if err := e.rebuildable(site, *m); err != nil {
-		return inventory.Rebuild{}, err
+		return Requested{}, err
+	}
+	block, err := e.oneOffQuorum(ctx, site, rel, *m)
+	if err != nil {
+		return Requested{}, err
+	}
+	if block != "" && !req.Force {
+		return Requested{}, fmt.Errorf("%s; use --force to override: %w", block, ErrConflict)
 	}
 	r, err := e.Store.CreateRebuild(ctx, inventory.Rebuild{
 		Site: site, Machine: m.Name, MAC: m.MAC, Role: m.Role, Target: rel.Version.Commit,
-		RequestedBy: actor, StageStarted: e.now(),
+		RequestedBy: req.Actor, StageStarted: e.now(),
 	})
 	if err != nil {
-		return inventory.Rebuild{}, err
+		return Requested{}, err
+	}
+	if block != "" {
+		e.log().Warn("rebuild forced past the master quorum rule", "rebuild", r.ID, "site", site, "mac", r.MAC,
+			"role", r.Role, "actor", req.Actor, "overrode", block)
 	}
 	e.log().Info("rebuild requested", "rebuild", r.ID, "site", site, "mac", r.MAC, "role", r.Role,
-		"version", r.Target, "state", r.State, "actor", actor)
+		"version", r.Target, "state", r.State, "actor", req.Actor, "force", req.Force)
 	e.kick()
-	return r, nil
+	return Requested{Rebuild: r, Overrode: block}, nil
 }
 
 // rebuildable says why machine m of site cannot be rebuilt, or nil.

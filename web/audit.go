@@ -29,6 +29,7 @@ type outcome struct {
 var flashes = map[string]string{
 	"refresh":         "Refresh of the site repo requested: this page shows its result once the repo is fetched and the gate has run.",
 	"rebuild":         "Rebuild requested: follow it below.",
+	"rebuild-forced":  "Rebuild forced past the master quorum rule: the audit log records the masters that were down. Follow it below.",
 	"rollout-start":   "Rollout started.",
 	"rollout-pause":   "Rollout paused: no new rebuild starts until it is resumed.",
 	"rollout-resume":  "Rollout resumed.",

@@ -1,10 +1,16 @@
 package web
 
 import (
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/undercloud/undercloud/sites"
 )
 
 // The changes an operator can make, for the UI and the API alike; mutation
@@ -26,7 +32,9 @@ func (s *server) refresh(c echo.Context) (outcome, error) {
 	}, nil
 }
 
-// rebuild starts a machine's rebuild onto its site's active version.
+// rebuild starts a machine's rebuild onto its site's active version. A
+// master is held to the quorum rule unless the request forces it (see
+// forced); the audit entry of a forced one says so, with what it overrode.
 func (s *server) rebuild(c echo.Context) (outcome, error) {
 	site, name := c.Param("site"), c.Param("name")
 	if s.Rebuilds == nil {
@@ -35,19 +43,62 @@ func (s *server) rebuild(c echo.Context) (outcome, error) {
 	if _, err := s.siteStatus(site); err != nil {
 		return outcome{}, err
 	}
-	rb, err := s.Rebuilds.Rebuild(c.Request().Context(), site, name, who(c).Name)
+	force, err := forced(c)
 	if err != nil {
 		return outcome{}, err
 	}
-	return outcome{
+	rb, err := s.Rebuilds.Rebuild(c.Request().Context(), RebuildRequest{Site: site, Machine: name, Actor: who(c).Name, Force: force})
+	if err != nil {
+		if force {
+			return outcome{detail: "force asked"}, err
+		}
+		return outcome{}, err
+	}
+	out := outcome{
 		code: http.StatusAccepted, body: rb,
 		redirect: "/machines/" + pathEscape(site) + "/" + pathEscape(name), flash: "rebuild",
 		detail: "rebuild " + itoa(rb.ID) + " onto " + short(rb.Version),
-	}, nil
+	}
+	switch {
+	case rb.Overrode != "":
+		out.flash = "rebuild-forced"
+		out.detail += "; force: overrode the master quorum rule: " + rb.Overrode
+	case force:
+		out.detail += "; force: nothing to override (the quorum rule allowed it)"
+	}
+	return out, nil
 }
 
-// rolloutAction starts a rollout (POST .../rollout, or action start) or
-// acts on the current one.
+// forced reads the force option of a rebuild request: a JSON body
+// {"force": true}, or force=1 (or true, on, yes) in the form or the query.
+func forced(c echo.Context) (bool, error) {
+	r := c.Request()
+	if ct := r.Header.Get(echo.HeaderContentType); strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+		var body struct {
+			Force bool `json:"force"`
+		}
+		dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			return false, kindf(ErrBadRequest, `the body of a rebuild request is JSON {"force": true|false} or empty: %v`, err)
+		}
+		if body.Force {
+			return true, nil
+		}
+	}
+	switch v := strings.ToLower(c.FormValue("force")); v {
+	case "", "0", "false", "off", "no":
+		return false, nil
+	case "1", "true", "on", "yes":
+		return true, nil
+	default:
+		return false, kindf(ErrBadRequest, "force=%q: want 1 or 0", v)
+	}
+}
+
+// rolloutAction starts a rollout (POST .../rollout, or action start), of
+// the machines the request selects (see rolloutSelection), or acts on the
+// current one.
 func (s *server) rolloutAction(c echo.Context) (outcome, error) {
 	site, action := c.Param("site"), c.Param("action")
 	if action == "" {
@@ -62,7 +113,14 @@ func (s *server) rolloutAction(c echo.Context) (outcome, error) {
 	if _, err := s.siteStatus(site); err != nil {
 		return outcome{}, err
 	}
-	r, err := s.Rebuilds.RolloutAction(c.Request().Context(), site, action, who(c).Name)
+	var sel sites.Selection
+	if action == ActionStart {
+		var err error
+		if sel, err = rolloutSelection(c); err != nil {
+			return outcome{}, err
+		}
+	}
+	r, err := s.Rebuilds.RolloutAction(c.Request().Context(), site, action, who(c).Name, sel)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -73,6 +131,6 @@ func (s *server) rolloutAction(c echo.Context) (outcome, error) {
 	return outcome{
 		code: code, body: r,
 		redirect: "/sites/" + pathEscape(site) + "/rollout", flash: "rollout-" + action,
-		detail: action + " rollout " + itoa(r.ID) + " onto " + short(r.Version) + ": now " + string(r.State),
+		detail: action + " " + r.Title() + " onto " + short(r.Version) + ": now " + string(r.State),
 	}, nil
 }

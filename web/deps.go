@@ -2,9 +2,9 @@ package web
 
 import (
 	"context"
-	"github.com/undercloud/undercloud/inventory"
 	"time"
 
+	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/sites"
 )
 
@@ -32,17 +32,32 @@ type Sites interface {
 // their text is shown to the operator as it is.
 type Rebuilds interface {
 	// Rebuild starts the rebuild of a site's declared machine onto the
-	// site's active version, on behalf of actor.
-	Rebuild(ctx context.Context, site, machine, actor string) (RebuildView, error)
+	// site's active version. A master whose rebuild would leave fewer than
+	// a majority of the site's masters up is refused (ErrConflict, naming
+	// the masters down) unless the request forces it; the answer to a
+	// forced one says in Overrode what it overrode.
+	Rebuild(ctx context.Context, req RebuildRequest) (RebuildView, error)
 	// MachineRebuilds returns the rebuilds of a machine, newest first.
 	MachineRebuilds(ctx context.Context, mac sites.MAC) ([]RebuildView, error)
 	// Rollout returns the site's current rollout, or else its last one;
 	// false when the site never had one.
 	Rollout(ctx context.Context, site string) (RolloutView, bool, error)
 	// RolloutAction starts (ActionStart) a rollout of the site's outdated
-	// machines, or pauses, resumes, aborts or confirms (the canary) its
-	// current one, on behalf of actor.
-	RolloutAction(ctx context.Context, site, action, actor string) (RolloutView, error)
+	// machines that sel picks (the zero Selection: all of them), or
+	// pauses, resumes, aborts or confirms (the canary) its current one, on
+	// behalf of actor; sel applies to a start only. A start fails with
+	// ErrNotFound when sel names a machine the site lacks, and with
+	// ErrConflict when sel picks no outdated machine.
+	RolloutAction(ctx context.Context, site, action, actor string, sel sites.Selection) (RolloutView, error)
+}
+
+// RebuildRequest is an operator's request for a one-off rebuild.
+type RebuildRequest struct {
+	Site    string
+	Machine string
+	Actor   string // who asks: the token's or the session's name
+	// Force overrides the master quorum rule; the audit entry says so.
+	Force bool
 }
 
 // The rollout actions of Rebuilds.RolloutAction.
@@ -78,20 +93,27 @@ type RebuildView struct {
 	Actor   string    `json:"actor,omitempty"` // who asked; empty for a rollout's own
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+	// Overrode is set only in the answer to a forced rebuild request: why
+	// the master quorum rule would have refused it, naming the masters
+	// down. The audit log keeps it.
+	Overrode string `json:"overrode,omitempty"`
 }
 
 // RolloutView is one rollout as the UI and the API show it.
 type RolloutView struct {
-	ID       int64            `json:"id"`
-	Site     string           `json:"site"`
-	Version  string           `json:"version"` // the target commit
-	State    RolloutState     `json:"state"`
-	Reason   string           `json:"reason,omitempty"` // why it halted or was aborted
-	Failures int              `json:"failures"`
-	Actor    string           `json:"actor,omitempty"`
-	Created  time.Time        `json:"created"`
-	Updated  time.Time        `json:"updated"`
-	Machines []RolloutMachine `json:"machines"`
+	ID       int64        `json:"id"`
+	Site     string       `json:"site"`
+	Version  string       `json:"version"` // the target commit
+	State    RolloutState `json:"state"`
+	Reason   string       `json:"reason,omitempty"` // why it halted or was aborted
+	Failures int          `json:"failures"`
+	Actor    string       `json:"actor,omitempty"`
+	// Selection is the machines an operator picked ("rack=r12",
+	// "machines=lab-w1,lab-w2"); empty when the rollout covers the site.
+	Selection string           `json:"selection,omitempty"`
+	Created   time.Time        `json:"created"`
+	Updated   time.Time        `json:"updated"`
+	Machines  []RolloutMachine `json:"machines"`
 }
 
 // RolloutMachine is one machine's progress in a rollout.
@@ -103,6 +125,16 @@ type RolloutMachine struct {
 	// State is its rebuild's state, or "pending" before its batch starts.
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// Title names the rollout with its selection: "rollout 3 of lab
+// (rack=r12)".
+func (r RolloutView) Title() string {
+	t := "rollout " + itoa(r.ID) + " of " + r.Site
+	if r.Selection != "" {
+		t += " (" + r.Selection + ")"
+	}
+	return t
 }
 
 // Done reports whether the rollout is over.

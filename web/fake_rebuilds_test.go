@@ -24,15 +24,20 @@ type fakeRebuilds struct {
 	next     int64
 	rebuilds []RebuildView
 	rollouts map[string]*RolloutView
+	// quorum holds, by "site/machine", why the master quorum rule refuses
+	// a rebuild: the engine's rule is the engine's to test; this package
+	// tests what reaches the operator and the audit log.
+	quorum map[string]string
 }
 
 func final(s RebuildState) bool {
 	return s == inventory.RebuildDone || s == inventory.RebuildFailed || s == inventory.RebuildCanceled
 }
 
-func (r *fakeRebuilds) Rebuild(ctx context.Context, site, machine, actor string) (RebuildView, error) {
+func (r *fakeRebuilds) Rebuild(ctx context.Context, req RebuildRequest) (RebuildView, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	site, machine, actor := req.Site, req.Machine, req.Actor
 	rel := r.sites.Release(site)
 	if rel == nil {
 		return RebuildView{}, fmt.Errorf("site %s has no active version: %w", site, ErrConflict)
@@ -46,11 +51,16 @@ func (r *fakeRebuilds) Rebuild(ctx context.Context, site, machine, actor string)
 			return RebuildView{}, fmt.Errorf("machine %s is already rebuilding (rebuild %d, %s): %w", machine, rb.ID, rb.State, ErrConflict)
 		}
 	}
+	block := r.quorum[site+"/"+machine]
+	if block != "" && !req.Force {
+		return RebuildView{}, fmt.Errorf("%s; use --force to override: %w", block, ErrConflict)
+	}
 	r.next++
 	now := r.now()
 	rb := RebuildView{ID: r.next, Site: site, Machine: machine, MAC: m.MAC, Version: rel.Version.Commit,
 		State: inventory.RebuildRequested, Actor: actor, Created: now, Updated: now}
 	r.rebuilds = append(r.rebuilds, rb)
+	rb.Overrode = block
 	return rb, nil
 }
 
@@ -77,7 +87,7 @@ func (r *fakeRebuilds) Rollout(ctx context.Context, site string) (RolloutView, b
 	return *ro, true, nil
 }
 
-func (r *fakeRebuilds) RolloutAction(ctx context.Context, site, action, actor string) (RolloutView, error) {
+func (r *fakeRebuilds) RolloutAction(ctx context.Context, site, action, actor string, sel sites.Selection) (RolloutView, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur := r.rollouts[site]
@@ -89,14 +99,28 @@ func (r *fakeRebuilds) RolloutAction(ctx context.Context, site, action, actor st
 		if rel == nil {
 			return RolloutView{}, fmt.Errorf("site %s has no active version: %w", site, ErrConflict)
 		}
-		ms, err := r.db.Machines(ctx, inventory.MachineFilter{Site: site, Outdated: true})
+		for _, name := range sel.Machines {
+			if rel.Site.Machine(name) == nil {
+				return RolloutView{}, fmt.Errorf("site %s has no machine %s: %w", site, name, ErrNotFound)
+			}
+		}
+		all, err := r.db.Machines(ctx, inventory.MachineFilter{Site: site, Outdated: true})
 		if err != nil {
 			return RolloutView{}, err
+		}
+		var ms []inventory.Machine // the outdated machines sel picks, by their site config
+		for _, m := range all {
+			if sm := rel.Site.Machine(m.Name); sm != nil && sel.Matches(*sm) {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) == 0 {
+			return RolloutView{}, fmt.Errorf("site %s: %s selects no outdated machine: %w", site, sel, ErrConflict)
 		}
 		r.next++
 		now := r.now()
 		ro := &RolloutView{ID: r.next, Site: site, Version: rel.Version.Commit, State: inventory.RolloutCanaryWait,
-			Actor: actor, Created: now, Updated: now, Machines: []RolloutMachine{}}
+			Actor: actor, Selection: sel.String(), Created: now, Updated: now, Machines: []RolloutMachine{}}
 		for i, m := range ms {
 			state := "pending"
 			if i == 0 {

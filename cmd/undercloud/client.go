@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/undercloud/undercloud/inventory"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/web"
 )
 
@@ -53,12 +53,27 @@ func envOr(name, def string) string {
 	return def
 }
 
-// do sends a request and decodes the JSON answer into out; an error answer
-// becomes an error carrying the server's message.
+// do sends a request without a body and decodes the JSON answer into out;
+// an error answer becomes an error carrying the server's message.
 func (c *apiClient) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(nil))
+	return c.send(ctx, method, path, nil, out)
+}
+
+// send is do with a JSON body in, unless in is nil.
+func (c *apiClient) send(ctx context.Context, method, path string, in, out any) error {
+	var reqBody []byte
+	if in != nil {
+		var err error
+		if reqBody, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(reqBody))
 	if err != nil {
 		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
@@ -172,12 +187,20 @@ func runMachine(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	client := clientFlags(fs)
 	wait := fs.Bool("wait", false, "wait until the rebuild is done or failed")
+	force := fs.Bool("force", false, "rebuild a master even if it breaks the master quorum rule (audited)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: undercloud machine rebuild SITE/NAME [--wait]
+		fmt.Fprint(fs.Output(), `Usage: undercloud machine rebuild SITE/NAME [--force] [--wait]
 
 Rebuilds a machine: sets its next boot to the site's active version and
 power-cycles it through its BMC (one-time PXE boot), then follows its boot
 until it reports back booted on that version. Needs an operator token.
+
+A master is refused when rebuilding it would leave fewer than a majority of
+the site's masters up (etcd needs a majority to keep quorum): the server
+counts as down every other master that is rebuilding, booting, failed, never
+booted, or not running its assigned version, and says which. A site with one
+master may always rebuild it; a worker is never refused. --force overrides
+the rule; the audit log records the override with the masters that were down.
 
 Flags:
 `)
@@ -200,10 +223,17 @@ Flags:
 	}
 	var rb web.RebuildView
 	path := "/api/v1/machines/" + url.PathEscape(site) + "/" + url.PathEscape(name)
-	if err := c.do(ctx, http.MethodPost, path+"/rebuild", &rb); err != nil {
+	q := ""
+	if *force {
+		q = "?force=1"
+	}
+	if err := c.do(ctx, http.MethodPost, path+"/rebuild"+q, &rb); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "rebuild %d of %s/%s: %s\n", rb.ID, site, name, rb.State)
+	if rb.Overrode != "" {
+		fmt.Fprintf(stdout, "forced past the master quorum rule: %s\n", rb.Overrode)
+	}
 	if !*wait {
 		return nil
 	}
@@ -241,15 +271,29 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	client := clientFlags(fs)
 	wait := fs.Bool("wait", false, "with start or resume: wait until the rollout ends (done, halted or aborted)")
+	selector := fs.String("select", "", "with start: roll only the machines matching all of these key=value terms\n(labels from site.yaml, and name and role), e.g. rack=r12,role=worker")
+	machines := fs.String("machines", "", "with start: roll only these machines (comma-separated names)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: undercloud rollout start|pause|resume|abort|confirm|status SITE [--wait]
+		fmt.Fprint(fs.Output(), `Usage: undercloud rollout start SITE [--select key=value,...] [--machines a,b] [--wait]
+       undercloud rollout pause|resume|abort|confirm|status SITE [--wait]
 
 A rollout rebuilds a site's outdated machines under the site's rollout policy:
 masters first, one at a time, each waiting for the previous to report booted;
 then workers in batches; canary first when the policy says so (confirm ends
-its wait); it halts by itself after max_failures failures. pause lets rebuilds
-under way finish and starts none; abort cancels what has not started. Changes
-need an operator token.
+its wait), and a soak time between batches when it gives one; it halts by
+itself after max_failures failures. pause lets rebuilds under way finish and
+starts none; abort cancels what has not started. Changes need an operator
+token.
+
+A partial rollout rebuilds only some machines; the others keep the version
+they run. --select picks machines by the labels site.yaml gives them
+(machines[].labels: {rack: r12}) and by their name and role; every term must
+match. --machines names them; with --select too, each must match it. A
+machine named but unknown, or a selection with no outdated machine, is an
+error that says so. The rollout shows its selection:
+
+  undercloud rollout start lab --select rack=r12,role=worker --wait
+  undercloud rollout start lab --machines lab-w1,lab-w2
 
 Flags:
 `)
@@ -264,6 +308,9 @@ Flags:
 		return usageError("want: rollout start|pause|resume|abort|confirm|status SITE")
 	}
 	action, site := fs.Arg(0), fs.Arg(1)
+	if action != "start" && (*selector != "" || *machines != "") {
+		return usageError("--select and --machines go with rollout start only")
+	}
 	c, err := client()
 	if err != nil {
 		return err
@@ -274,7 +321,7 @@ Flags:
 	case "status":
 		err = c.do(ctx, http.MethodGet, path, &ro)
 	case "start":
-		err = c.do(ctx, http.MethodPost, path, &ro)
+		err = c.send(ctx, http.MethodPost, path, rolloutStartBody(*selector, *machines), &ro)
 	default:
 		err = c.do(ctx, http.MethodPost, path+"/"+action, &ro)
 	}
@@ -305,13 +352,31 @@ Flags:
 	return nil
 }
 
+// rolloutStartBody is the JSON body of a rollout start: the selection,
+// nil (no body) for the whole site.
+func rolloutStartBody(selector, machines string) any {
+	if selector == "" && machines == "" {
+		return nil
+	}
+	body := struct {
+		Select   string   `json:"select,omitempty"`
+		Machines []string `json:"machines,omitempty"`
+	}{Select: selector}
+	for _, m := range strings.Split(machines, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			body.Machines = append(body.Machines, m)
+		}
+	}
+	return body
+}
+
 func printRollout(w io.Writer, ro web.RolloutView) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	short := ro.Version
 	if len(short) > 12 {
 		short = short[:12]
 	}
-	fmt.Fprintf(tw, "rollout %d of %s to %s: %s, %d failure(s)\t%s\n", ro.ID, ro.Site, short, ro.State, ro.Failures, ro.Reason)
+	fmt.Fprintf(tw, "%s to %s: %s, %d failure(s)\t%s\n", ro.Title(), short, ro.State, ro.Failures, ro.Reason)
 	for _, m := range ro.Machines {
 		fmt.Fprintf(tw, "  batch %d\t%s\t%s\t%s\t%s\n", m.Batch, m.Name, m.Role, m.State, m.Reason)
 	}

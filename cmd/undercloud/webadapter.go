@@ -35,9 +35,11 @@ func (s siteSource) FetchStatus() sites.FetchStatus { return s.Repo.Status() }
 // rebuilds adapts the rebuild engine to web.Rebuilds.
 type rebuilds struct{ e *rebuild.Engine }
 
-func (r rebuilds) Rebuild(ctx context.Context, site, machine, actor string) (web.RebuildView, error) {
-	rb, err := r.e.Rebuild(ctx, site, machine, actor)
-	return rebuildView(rb), err
+func (r rebuilds) Rebuild(ctx context.Context, req web.RebuildRequest) (web.RebuildView, error) {
+	rq, err := r.e.Rebuild(ctx, rebuild.Request{Site: req.Site, Machine: req.Machine, Actor: req.Actor, Force: req.Force})
+	v := rebuildView(rq.Rebuild)
+	v.Overrode = rq.Overrode
+	return v, err
 }
 
 func (r rebuilds) MachineRebuilds(ctx context.Context, mac sites.MAC) ([]web.RebuildView, error) {
@@ -57,9 +59,12 @@ func (r rebuilds) Rollout(ctx context.Context, site string) (web.RolloutView, bo
 	return rolloutView(ro), err == nil, err
 }
 
-func (r rebuilds) RolloutAction(ctx context.Context, site, action, actor string) (web.RolloutView, error) {
+func (r rebuilds) RolloutAction(ctx context.Context, site, action, actor string, sel sites.Selection) (web.RolloutView, error) {
+	start := func(ctx context.Context, site, actor string) (inventory.Rollout, error) {
+		return r.e.StartRollout(ctx, site, sel, actor)
+	}
 	act := map[string]func(context.Context, string, string) (inventory.Rollout, error){
-		web.ActionStart: r.e.StartRollout, web.ActionPause: r.e.Pause, web.ActionResume: r.e.Resume,
+		web.ActionStart: start, web.ActionPause: r.e.Pause, web.ActionResume: r.e.Resume,
 		web.ActionAbort: r.e.Abort, web.ActionConfirm: r.e.Confirm,
 	}[action]
 	if act == nil {
@@ -76,7 +81,7 @@ func rebuildView(rb inventory.Rebuild) web.RebuildView {
 
 func rolloutView(ro inventory.Rollout) web.RolloutView {
 	v := web.RolloutView{ID: ro.ID, Site: ro.Site, Version: ro.Target, State: ro.State,
-		Reason: ro.Reason, Failures: ro.Failures, Actor: ro.StartedBy, Created: ro.Created, Updated: ro.Updated}
+		Reason: ro.Reason, Failures: ro.Failures, Actor: ro.StartedBy, Selection: ro.Selection, Created: ro.Created, Updated: ro.Updated}
 	for _, m := range ro.Machines {
 		rm := web.RolloutMachine{Name: m.Name, MAC: m.MAC, Role: m.Role, Batch: m.Batch, State: m.Progress(), Reason: m.Skipped}
 		if m.Rebuild != nil && m.Rebuild.Reason != "" {
