@@ -77,8 +77,11 @@ type Rollout struct {
 	Reason      string // why it halted, was aborted, waits or finished so
 	StartedBy   string
 	ConfirmedBy string // who confirmed the canary; empty until someone did
-	Created     time.Time
-	Updated     time.Time
+	// Selection says which machines an operator picked for the rollout
+	// (sites.Selection.String: "rack=r12"); empty for the whole site.
+	Selection string
+	Created   time.Time
+	Updated   time.Time
 	// Machines is the plan, in order, with each machine's rebuild.
 	Machines []RolloutMachine
 }
@@ -123,6 +126,7 @@ type policyJSON struct {
 	Start       string         `json:"start"`
 	Canary      int            `json:"canary"`
 	CanarySoak  sites.Duration `json:"canary_soak"`
+	Soak        sites.Duration `json:"soak"`
 	BatchSize   int            `json:"batch_size"`
 	MaxFailures int            `json:"max_failures"`
 	Timeouts    struct {
@@ -134,7 +138,8 @@ type policyJSON struct {
 }
 
 func marshalPolicy(p sites.RolloutPolicy) (string, error) {
-	j := policyJSON{Start: p.Start, Canary: p.Canary, CanarySoak: p.CanarySoak, BatchSize: p.BatchSize, MaxFailures: p.MaxFailures}
+	j := policyJSON{Start: p.Start, Canary: p.Canary, CanarySoak: p.CanarySoak, Soak: p.Soak, BatchSize: p.BatchSize,
+		MaxFailures: p.MaxFailures}
 	j.Timeouts.PowerCycle, j.Timeouts.Booting, j.Timeouts.Config, j.Timeouts.Booted =
 		p.Timeouts.PowerCycle, p.Timeouts.Booting, p.Timeouts.Config, p.Timeouts.Booted
 	b, err := json.Marshal(j)
@@ -146,7 +151,7 @@ func unmarshalPolicy(s string) (sites.RolloutPolicy, error) {
 	if err := json.Unmarshal([]byte(s), &j); err != nil {
 		return sites.RolloutPolicy{}, fmt.Errorf("stored policy: %w", err)
 	}
-	return sites.RolloutPolicy{Start: j.Start, Canary: j.Canary, CanarySoak: j.CanarySoak, BatchSize: j.BatchSize,
+	return sites.RolloutPolicy{Start: j.Start, Canary: j.Canary, CanarySoak: j.CanarySoak, Soak: j.Soak, BatchSize: j.BatchSize,
 		MaxFailures: j.MaxFailures, Timeouts: sites.StageTimeouts{PowerCycle: j.Timeouts.PowerCycle,
 			Booting: j.Timeouts.Booting, Config: j.Timeouts.Config, Booted: j.Timeouts.Booted}}, nil
 }
@@ -171,9 +176,9 @@ func (db *DB) CreateRollout(ctx context.Context, ro Rollout) (Rollout, error) {
 		}
 		now := t.db().now()
 		ro.State, ro.Created, ro.Updated = RolloutPlanned, now, now
-		res, err := t.exec(`INSERT INTO rollouts (site, target_version, state, policy, reason, started_by, created, updated)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			ro.Site, ro.Target, string(ro.State), policy, ro.Reason, ro.StartedBy, fmtTime(now), fmtTime(now))
+		res, err := t.exec(`INSERT INTO rollouts (site, target_version, state, policy, reason, started_by, selection, created, updated)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ro.Site, ro.Target, string(ro.State), policy, ro.Reason, ro.StartedBy, ro.Selection, fmtTime(now), fmtTime(now))
 		if err != nil {
 			return err
 		}
@@ -281,14 +286,14 @@ func (db *DB) SkipRolloutMachine(ctx context.Context, rollout int64, position in
 	return nil
 }
 
-const rolloutColumns = `id, site, target_version, state, policy, failures, reason, started_by, confirmed_by, created, updated`
+const rolloutColumns = `id, site, target_version, state, policy, failures, reason, started_by, confirmed_by, selection, created, updated`
 
 func scanRollout(s scanner) (Rollout, error) {
 	var ro Rollout
 	var state, policy string
 	var created, updated sql.NullString
 	err := s.Scan(&ro.ID, &ro.Site, &ro.Target, &state, &policy, &ro.Failures, &ro.Reason, &ro.StartedBy,
-		&ro.ConfirmedBy, &created, &updated)
+		&ro.ConfirmedBy, &ro.Selection, &created, &updated)
 	if err != nil {
 		return ro, err
 	}

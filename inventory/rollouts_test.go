@@ -13,8 +13,8 @@ import (
 
 func testRollout() Rollout {
 	return Rollout{
-		Site: "lab", Target: "c2", StartedBy: "alice",
-		Policy: sites.RolloutPolicy{Canary: 1, CanarySoak: sites.Duration(5 * time.Minute)}.WithDefaults(),
+		Site: "lab", Target: "c2", StartedBy: "alice", Selection: "rack=r1",
+		Policy: sites.RolloutPolicy{Canary: 1, CanarySoak: sites.Duration(5 * time.Minute), Soak: sites.Duration(time.Minute)}.WithDefaults(),
 		Machines: []RolloutMachine{
 			{Name: "m1", MAC: testMAC(1), Role: sites.RoleMaster, Batch: 1, Canary: true},
 			{Name: "w1", MAC: testMAC(2), Role: sites.RoleWorker, Batch: 2},

@@ -25,10 +25,12 @@
 // # Rollouts
 //
 // A rollout rebuilds a site's outdated machines (their last booted version
-// is not the site's active one): masters first, one at a time, never more
-// than floor((masters-1)/2) down, then workers in batches; canary machines
-// first, then a soak time or an operator's confirmation; halted after
-// max_failures failures. Its plan is stored when it starts and Decide, a
+// is not the site's active one), or only those an operator selects (by
+// labels, name and role, or by name; the others keep their version):
+// masters first, one at a time, never more than floor((masters-1)/2) down,
+// then workers in batches; canary machines first, then a soak time or an
+// operator's confirmation; the policy's soak between later batches; halted
+// after max_failures failures. Its plan is stored when it starts and Decide, a
 // pure function, decides from the stored state what may start now, so a
 // restarted server continues exactly where the last one stopped.
 //

@@ -38,8 +38,17 @@ func TestPlanMachines(t *testing.T) {
 	w := func(i int) sites.Machine { return machine(fmt.Sprintf("w%d", i), sites.RoleWorker) }
 	noBMC := w(9)
 	noBMC.BMC = nil
+	rack := func(m sites.Machine, r string) sites.Machine { m.Labels = map[string]string{"rack": r}; return m }
+	selector := func(s string) sites.Selector {
+		sel, err := sites.ParseSelector(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sel
+	}
 	tests := map[string]struct {
 		machines []sites.Machine
+		sel      sites.Selection
 		current  map[sites.MAC]string
 		policy   sites.RolloutPolicy
 		want     []planned
@@ -72,13 +81,32 @@ func TestPlanMachines(t *testing.T) {
 			policy:   sites.RolloutPolicy{Canary: 1, BatchSize: 2},
 			want:     []planned{{"w1", 1, true, false}, {"w9", 0, false, true}, {"w3", 2, false, false}},
 		},
+		"selected by label: the others are left out": {
+			machines: []sites.Machine{rack(m1, "r1"), rack(w(1), "r1"), rack(w(2), "r2"), rack(w(3), "r1")},
+			sel:      sites.Selection{Selector: selector("rack=r1")}, policy: sites.RolloutPolicy{Canary: 1, BatchSize: 2},
+			want: []planned{{"m1", 1, true, false}, {"w1", 2, false, false}, {"w3", 2, false, false}},
+		},
+		"selected by label and role, current ones still left out": {
+			machines: []sites.Machine{rack(m1, "r1"), rack(w(1), "r1"), rack(w(2), "r2"), rack(w(3), "r1")},
+			sel:      sites.Selection{Selector: selector("rack=r1,role=worker")},
+			current:  map[sites.MAC]string{w(1).MAC: newCommit},
+			want:     []planned{{"w3", 1, false, false}},
+		},
+		"selected by name": {
+			machines: []sites.Machine{m1, w(1), w(2), w(3)}, sel: sites.Selection{Machines: []string{"w3", "m1"}},
+			policy: sites.RolloutPolicy{BatchSize: 2},
+			want:   []planned{{"m1", 1, false, false}, {"w3", 2, false, false}},
+		},
+		"selection matches nothing": {
+			machines: []sites.Machine{rack(w(1), "r1")}, sel: sites.Selection{Selector: selector("rack=r9")},
+		},
 		"everything current": {
 			machines: []sites.Machine{m1}, current: map[sites.MAC]string{m1.MAC: newCommit},
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			plan := PlanMachines(&sites.Site{Name: "lab", Machines: tc.machines}, tc.current, newCommit, tc.policy)
+			plan := PlanMachines(&sites.Site{Name: "lab", Machines: tc.machines}, tc.sel, tc.current, newCommit, tc.policy)
 			var got []planned
 			for i, m := range plan {
 				if m.Position != i || m.MAC != macOf(m.Name) {
@@ -142,6 +170,15 @@ func TestDecide(t *testing.T) {
 	max2 := sites.RolloutPolicy{BatchSize: 2, MaxFailures: 2}
 	soak := sites.RolloutPolicy{BatchSize: 2, Canary: 1, CanarySoak: sites.Duration(10 * time.Minute)}
 	confirm := sites.RolloutPolicy{BatchSize: 2, Canary: 1}
+	// Soaking 5m between batches of one worker; with a canary soaked 10m.
+	soakBatches := sites.RolloutPolicy{Soak: sites.Duration(5 * time.Minute)}
+	soakAfterCanary := sites.RolloutPolicy{Canary: 1, CanarySoak: sites.Duration(10 * time.Minute), Soak: sites.Duration(5 * time.Minute)}
+	// Workers w1, w2, w3 in batches 1, 2, 3; w1 finished at t0+1m, w2 at
+	// t0+3m when done; canary marks w1 the canary.
+	soaked := func(s inventory.RolloutState, p sites.RolloutPolicy, w1, w2, w3 string) inventory.Rollout {
+		return rollout(s, p, member{"w1", 1, p.Canary > 0, w1, time.Minute}, member{"w2", 2, false, w2, 3 * time.Minute},
+			member{"w3", 3, false, w3, 0})
+	}
 	// The lab: one master, two workers.
 	lab := func(s inventory.RolloutState, p sites.RolloutPolicy, m1, w1, w2 string) inventory.Rollout {
 		return rollout(s, p, member{"m1", 1, p.Canary > 0, m1, time.Minute}, member{"w1", 2, false, w1, 0}, member{"w2", 2, false, w2, 0})
@@ -191,7 +228,7 @@ func TestDecide(t *testing.T) {
 		"3 masters, one down already: the next master waits": {
 			s: Situation{Rollout: three("", ""), Masters: 3, Down: map[sites.MAC]string{macOf("m3"): "m3 failed"}},
 			want: Decision{State: running,
-				Reason: "waiting: master m1 waits: 1 of 3 masters down (m3 failed), at most 1 may be"},
+				Reason: "waiting: master m1 waits: rebuilding it would leave 1 of 3 masters up (etcd needs 2): m3 failed"},
 		},
 		"3 masters, the one to rebuild is the one down": {
 			s:    Situation{Rollout: three("", ""), Masters: 3, Down: map[sites.MAC]string{macOf("m1"): "m1 booting"}},
@@ -238,6 +275,51 @@ func TestDecide(t *testing.T) {
 		"a confirmation also cuts the soak short": {
 			s:    Situation{Rollout: confirmedBy(lab(canaryWt, soak, "done", "", "")), Masters: 1, Now: at(2 * time.Minute)},
 			want: Decision{State: running, Start: []int{1, 2}},
+		},
+		"soak: the first batch starts at once": {
+			s:    Situation{Rollout: soaked(planned, soakBatches, "", "", ""), Now: at(0)},
+			want: Decision{State: running, Start: []int{0}},
+		},
+		"soak: the first batch in flight, nothing soaks yet": {
+			s:    Situation{Rollout: soaked(running, soakBatches, "booting", "", ""), Now: at(time.Hour)},
+			want: Decision{State: running},
+		},
+		"soak: batch 1 done, batch 2 waits": {
+			s: Situation{Rollout: soaked(running, soakBatches, "done", "", ""), Now: at(2 * time.Minute)},
+			want: Decision{State: running, Reason: "soaking 5m0s until 2026-03-01T10:06:00Z after batch 1",
+				Wake: at(6 * time.Minute)},
+		},
+		"soak: over, batch 2 starts": {
+			s:    Situation{Rollout: soaked(running, soakBatches, "done", "", ""), Now: at(6 * time.Minute)},
+			want: Decision{State: running, Start: []int{1}},
+		},
+		"soak: counts from the last finished batch": {
+			s: Situation{Rollout: soaked(running, soakBatches, "done", "done", ""), Now: at(6 * time.Minute)},
+			want: Decision{State: running, Reason: "soaking 5m0s until 2026-03-01T10:08:00Z after batch 2",
+				Wake: at(8 * time.Minute)},
+		},
+		"soak: a failure under max_failures soaks too": {
+			s: Situation{Rollout: rollout(running, sites.RolloutPolicy{Soak: sites.Duration(5 * time.Minute), MaxFailures: 2},
+				member{"w1", 1, false, "failed", time.Minute}, member{"w2", 2, false, "", 0}), Now: at(2 * time.Minute)},
+			want: Decision{State: running, Failures: 1, Reason: "soaking 5m0s until 2026-03-01T10:06:00Z after batch 1",
+				Wake: at(6 * time.Minute)},
+		},
+		"soak: a started batch does not soak again": {
+			s:    Situation{Rollout: rollout(running, soakBatches, member{"w1", 1, false, "done", time.Minute}, member{"w2", 2, false, "booting", 2 * time.Minute}, member{"w3", 2, false, "", 0}), Now: at(2 * time.Minute)},
+			want: Decision{State: running, Start: []int{2}},
+		},
+		"soak: not after the canary, which canary_soak governs": {
+			s:    Situation{Rollout: soaked(canaryWt, soakAfterCanary, "done", "", ""), Now: at(11 * time.Minute)},
+			want: Decision{State: running, Start: []int{1}},
+		},
+		"soak: not after a confirmed canary": {
+			s:    Situation{Rollout: confirmedBy(soaked(canaryWt, soakAfterCanary, "done", "", "")), Now: at(2 * time.Minute)},
+			want: Decision{State: running, Start: []int{1}},
+		},
+		"soak: between the batches after the canary": {
+			s: Situation{Rollout: confirmedBy(soaked(running, soakAfterCanary, "done", "done", "")), Now: at(4 * time.Minute)},
+			want: Decision{State: running, Reason: "soaking 5m0s until 2026-03-01T10:08:00Z after batch 2",
+				Wake: at(8 * time.Minute)},
 		},
 		"max_failures 1: the first failure halts": {
 			s: Situation{Rollout: five(running, "failed", "booting", "", "", "")},

@@ -5,17 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/sites"
 )
 
 // StartRollout plans a rollout of site's active version over its outdated
-// machines (PlanMachines), stores the plan and returns the rollout in state
-// planned; the loop starts it at once. It fails with ErrNotFound for an
-// unknown site, and with ErrConflict when the site has a live rollout or no
-// machine to rebuild.
-func (e *Engine) StartRollout(ctx context.Context, site, actor string) (inventory.Rollout, error) {
+// machines that sel picks (PlanMachines; the zero Selection picks them
+// all), stores the plan and returns the rollout in state planned; the loop
+// starts it at once. The machines sel leaves out keep their version. It
+// fails with ErrNotFound for an unknown site or a machine sel names that
+// the site does not have, and with ErrConflict when the site has a live
+// rollout, sel names a machine its selector does not match, or sel picks
+// no machine to rebuild.
+func (e *Engine) StartRollout(ctx context.Context, site string, sel sites.Selection, actor string) (inventory.Rollout, error) {
 	if err := e.check(); err != nil {
 		return inventory.Rollout{}, err
 	}
@@ -25,26 +29,63 @@ func (e *Engine) StartRollout(ctx context.Context, site, actor string) (inventor
 	if err != nil {
 		return inventory.Rollout{}, err
 	}
+	if err := checkSelection(rel, sel); err != nil {
+		return inventory.Rollout{}, err
+	}
 	if live, err := e.live(ctx, site); err == nil {
 		return inventory.Rollout{}, fmt.Errorf("site %s: rollout %d to %s is already %s: %w",
 			site, live.ID, sites.Version{Commit: live.Target}.Short(), live.State, ErrConflict)
 	} else if !errors.Is(err, ErrNotFound) {
 		return inventory.Rollout{}, err
 	}
-	plan, err := e.plan(ctx, rel)
+	plan, err := e.planSelection(ctx, rel, sel)
 	if err != nil {
 		return inventory.Rollout{}, err
 	}
 	if !slices.ContainsFunc(plan, func(m inventory.RolloutMachine) bool { return m.Skipped == "" }) {
-		return inventory.Rollout{}, fmt.Errorf("site %s: no outdated machine that can be rebuilt at version %s (%d without a bmc): %w",
-			site, rel.Version.Label(), len(plan), ErrConflict)
+		what := "no outdated machine"
+		if !sel.IsZero() {
+			what = fmt.Sprintf("%s selects no outdated machine", sel)
+		}
+		return inventory.Rollout{}, fmt.Errorf("site %s: %s that can be rebuilt at version %s (%d without a bmc): %w",
+			site, what, rel.Version.Label(), len(plan), ErrConflict)
 	}
-	return e.create(ctx, rel, plan, actor)
+	return e.createSelection(ctx, rel, sel, plan, actor)
 }
 
-// plan returns the plan of a rollout of rel over its site's outdated
+// checkSelection returns why sel cannot pick machines of rel's site: it
+// names machines the site does not have (ErrNotFound), or machines its
+// selector does not match (ErrConflict).
+func checkSelection(rel *sites.Release, sel sites.Selection) error {
+	var unknown, unmatched []string
+	for _, name := range sel.Machines {
+		switch m := rel.Site.Machine(name); {
+		case m == nil:
+			unknown = append(unknown, name)
+		case !sel.Selector.Matches(*m):
+			unmatched = append(unmatched, name)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("site %s has no machine %s at version %s: %w",
+			rel.Site.Name, strings.Join(unknown, ", "), rel.Version.Label(), ErrNotFound)
+	}
+	if len(unmatched) > 0 {
+		return fmt.Errorf("site %s: machine %s does not match the selector %s: %w",
+			rel.Site.Name, strings.Join(unmatched, ", "), sel.Selector, ErrConflict)
+	}
+	return nil
+}
+
+// plan returns the plan of a rollout of rel over all its site's outdated
 // machines.
 func (e *Engine) plan(ctx context.Context, rel *sites.Release) ([]inventory.RolloutMachine, error) {
+	return e.planSelection(ctx, rel, sites.Selection{})
+}
+
+// planSelection returns the plan of a rollout of rel over the outdated
+// machines sel picks.
+func (e *Engine) planSelection(ctx context.Context, rel *sites.Release, sel sites.Selection) ([]inventory.RolloutMachine, error) {
 	ms, err := e.Store.Machines(ctx, inventory.MachineFilter{Site: rel.Site.Name})
 	if err != nil {
 		return nil, err
@@ -53,19 +94,26 @@ func (e *Engine) plan(ctx context.Context, rel *sites.Release) ([]inventory.Roll
 	for _, m := range ms {
 		current[m.MAC] = m.CurrentVersion
 	}
-	return PlanMachines(rel.Site, current, rel.Version.Commit, rel.Site.Rollout), nil
+	return PlanMachines(rel.Site, sel, current, rel.Version.Commit, rel.Site.Rollout), nil
 }
 
+// create stores a rollout of rel over all its site's outdated machines.
 func (e *Engine) create(ctx context.Context, rel *sites.Release, plan []inventory.RolloutMachine, actor string) (inventory.Rollout, error) {
+	return e.createSelection(ctx, rel, sites.Selection{}, plan, actor)
+}
+
+// createSelection stores a rollout of rel with its plan, recording the
+// selection the plan was made for.
+func (e *Engine) createSelection(ctx context.Context, rel *sites.Release, sel sites.Selection, plan []inventory.RolloutMachine, actor string) (inventory.Rollout, error) {
 	ro, err := e.Store.CreateRollout(ctx, inventory.Rollout{
 		Site: rel.Site.Name, Target: rel.Version.Commit, Policy: rel.Site.Rollout.WithDefaults(),
-		StartedBy: actor, Machines: plan,
+		StartedBy: actor, Selection: sel.String(), Machines: plan,
 	})
 	if err != nil {
 		return inventory.Rollout{}, err
 	}
 	e.log().Info("rollout planned", "rollout", ro.ID, "site", ro.Site, "version", ro.Target, "state", ro.State,
-		"machines", len(plan), "actor", actor)
+		"machines", len(plan), "selection", ro.Selection, "actor", actor)
 	e.kick()
 	return ro, nil
 }

@@ -46,7 +46,7 @@ func (f *fixture) stepRollouts() {
 // with one worker done and one booting. Nothing is cycled twice.
 func TestRolloutResumes(t *testing.T) {
 	f := newFixture(t, labRelease())
-	ro, err := f.e.StartRollout(f.ctx, "lab", "alice")
+	ro, err := f.e.StartRollout(f.ctx, "lab", sites.Selection{}, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestRolloutResumes(t *testing.T) {
 	if ro.State != inventory.RolloutPlanned || !cmp.Equal(batches, []int{1, 2, 2}) {
 		t.Errorf("planned: %s, batches %v", ro.State, batches)
 	}
-	if _, err := f.e.StartRollout(f.ctx, "lab", "bob"); !errors.Is(err, ErrConflict) ||
+	if _, err := f.e.StartRollout(f.ctx, "lab", sites.Selection{}, "bob"); !errors.Is(err, ErrConflict) ||
 		!strings.Contains(err.Error(), "rollout 1 to 222222222222 is already planned") {
 		t.Errorf("second rollout: got %v, want ErrConflict", err)
 	}
@@ -99,7 +99,7 @@ func TestRolloutResumes(t *testing.T) {
 	if diff := cmp.Diff([]string{"lab-m1 done", "lab-w1 done", "lab-w2 done"}, progress); diff != "" {
 		t.Errorf("done (-want +got):\n%s", diff)
 	}
-	if _, err := f.e.StartRollout(f.ctx, "lab", "alice"); !errors.Is(err, ErrConflict) ||
+	if _, err := f.e.StartRollout(f.ctx, "lab", sites.Selection{}, "alice"); !errors.Is(err, ErrConflict) ||
 		!strings.Contains(err.Error(), "no outdated machine") {
 		t.Errorf("rollout with nothing outdated: got %v, want ErrConflict", err)
 	}
@@ -111,7 +111,7 @@ func TestRolloutFailureHalts(t *testing.T) {
 	f := newFixture(t, labRelease(machine("lab-w3", sites.RoleWorker)))
 	f.boot("lab-m1", newCommit) // current: not in the plan
 	f.bmc.fail["lab-w1"] = fmt.Errorf("ipmi 10.0.0.5:623: no answer after 3 attempts: %w", power.ErrUnreachable)
-	if _, err := f.e.StartRollout(f.ctx, "lab", "alice"); err != nil {
+	if _, err := f.e.StartRollout(f.ctx, "lab", sites.Selection{}, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	f.settle()
@@ -137,7 +137,7 @@ func TestRolloutFailureHalts(t *testing.T) {
 
 func TestRolloutPauseResumeAbort(t *testing.T) {
 	f := newFixture(t, labRelease())
-	if _, err := f.e.StartRollout(f.ctx, "lab", "alice"); err != nil {
+	if _, err := f.e.StartRollout(f.ctx, "lab", sites.Selection{}, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	ro, err := f.e.Pause(f.ctx, "lab", "alice")
@@ -191,7 +191,7 @@ func TestRolloutCanary(t *testing.T) {
 			rel := labRelease()
 			rel.Site.Rollout.Canary, rel.Site.Rollout.CanarySoak = 1, sites.Duration(soak)
 			f := newFixture(t, rel)
-			if _, err := f.e.StartRollout(f.ctx, "lab", "alice"); err != nil {
+			if _, err := f.e.StartRollout(f.ctx, "lab", sites.Selection{}, "alice"); err != nil {
 				t.Fatal(err)
 			}
 			f.settle()
@@ -279,7 +279,7 @@ func TestActivated(t *testing.T) {
 // than power-cycling.
 func TestRestartAfterAbort(t *testing.T) {
 	f := newFixture(t, labRelease())
-	if _, err := f.e.StartRollout(f.ctx, "lab", "alice"); err != nil {
+	if _, err := f.e.StartRollout(f.ctx, "lab", sites.Selection{}, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	f.settle()
@@ -301,5 +301,77 @@ func TestRestartAfterAbort(t *testing.T) {
 	}
 	if r := f.rebuild("lab-w1"); r.Reason != "rollout 1 is aborted" {
 		t.Errorf("reason %q", r.Reason)
+	}
+}
+
+// TestPartialRollout rolls only the machines a selection picks; the others
+// keep their version, and the rollout records the selection.
+func TestPartialRollout(t *testing.T) {
+	rel := labRelease()
+	for i, rack := range []string{"r1", "r1", "r2"} { // lab-m1, lab-w1, lab-w2
+		rel.Site.Machines[i].Labels = map[string]string{"rack": rack}
+	}
+	f := newFixture(t, rel)
+	selector := func(s string) sites.Selector {
+		sel, err := sites.ParseSelector(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sel
+	}
+	refused := map[string]struct {
+		sel  sites.Selection
+		kind error
+		want string
+	}{
+		"unknown machines": {sites.Selection{Machines: []string{"lab-w1", "lab-x", "lab-y"}}, ErrNotFound,
+			"site lab has no machine lab-x, lab-y at version v2"},
+		"named but not selected": {sites.Selection{Selector: selector("rack=r2"), Machines: []string{"lab-w1", "lab-w2"}}, ErrConflict,
+			"site lab: machine lab-w1 does not match the selector rack=r2"},
+		"selector matches nothing": {sites.Selection{Selector: selector("rack=r9")}, ErrConflict,
+			"site lab: rack=r9 selects no outdated machine that can be rebuilt at version v2"},
+	}
+	for name, tc := range refused {
+		t.Run(name, func(t *testing.T) {
+			if _, err := f.e.StartRollout(f.ctx, "lab", tc.sel, "alice"); !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want %v with %q", err, tc.kind, tc.want)
+			}
+		})
+	}
+	if ros, err := f.db.Rollouts(f.ctx, inventory.RolloutFilter{Site: "lab"}); err != nil || len(ros) != 0 {
+		t.Fatalf("refused starts stored rollouts: %v %v", ros, err)
+	}
+
+	ro, err := f.e.StartRollout(f.ctx, "lab", sites.Selection{Selector: selector("rack=r2")}, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro.Selection != "rack=r2" {
+		t.Errorf("selection %q, want rack=r2", ro.Selection)
+	}
+	f.settle()
+	f.boot("lab-w2", newCommit)
+	f.settle()
+	ro, progress := f.rollout()
+	if diff := cmp.Diff([]string{"lab-w2 done"}, progress); diff != "" {
+		t.Errorf("progress (-want +got):\n%s", diff)
+	}
+	if ro.State != inventory.RolloutDone || ro.Selection != "rack=r2" {
+		t.Errorf("stored rollout %s, selection %q; want done, rack=r2", ro.State, ro.Selection)
+	}
+	if diff := cmp.Diff([]string{"lab-w2"}, f.bmc.cycled()); diff != "" {
+		t.Errorf("cycled (-want +got):\n%s", diff)
+	}
+	if _, err := f.e.StartRollout(f.ctx, "lab", sites.Selection{Selector: selector("rack=r2")}, "alice"); !errors.Is(err, ErrConflict) ||
+		!strings.Contains(err.Error(), "rack=r2 selects no outdated machine") {
+		t.Errorf("rack r2 again: got %v, want ErrConflict", err)
+	}
+	// By name: the master alone.
+	ro, err = f.e.StartRollout(f.ctx, "lab", sites.Selection{Machines: []string{"lab-m1"}}, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro.Selection != "machines=lab-m1" || len(ro.Machines) != 1 || ro.Machines[0].Name != "lab-m1" {
+		t.Errorf("by name: selection %q, plan %v", ro.Selection, ro.Machines)
 	}
 }

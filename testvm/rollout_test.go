@@ -125,8 +125,9 @@ func (f *fleet) rebuildsOf(name string) [][]string {
 }
 
 // TestRebuildAndRollouts proves rebuild by reboot on real VMs with real IPMI:
-// one machine rebuilt through the CLI; a rollout of a new version, master
-// first; a rollout that survives kill -9 of the server without rebuilding
+// one machine rebuilt through the CLI; a new version that a machine's own
+// reset does not take, and a rollout of only the selected machines; a
+// rollout of a new version, master first; a rollout that survives kill -9 of the server without rebuilding
 // anything twice or skipping anything; and a rollout that halts by itself on
 // an unreachable BMC without touching a further machine.
 func TestRebuildAndRollouts(t *testing.T) {
@@ -156,7 +157,43 @@ func TestRebuildAndRollouts(t *testing.T) {
 		return
 	}
 
-	t.Run("2-rollout-master-first", func(t *testing.T) {
+	t.Run("2-partial-rollout", func(t *testing.T) {
+		v2 := f.bindNew("v2s")
+		// lab-w2 resets by itself (QMP, not a rebuild): it boots its
+		// assigned v1 again, not the newly active v2s.
+		reset := func(name string, n int) {
+			t.Helper()
+			if err := f.vms[name].Reset(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			f.waitBooted(name, v1, n)
+		}
+		reset("lab-w2", 2)
+		// A rollout of rack r1's workers moves lab-w1 only.
+		out, err := f.cli("rollout", "start", "lab", "--select", "rack=r1,role=worker", "--wait")
+		if err != nil {
+			t.Fatalf("rollout --select: %v\n%s", err, out)
+		}
+		f.waitBooted("lab-w1", v2, 1)
+		for _, name := range []string{"lab-m1", "lab-w2"} {
+			if n := f.vms[name].Console.Count(testvm.MarkBootedPosted + v2); n != 0 {
+				t.Errorf("%s, not selected, booted v2s %d times", name, n)
+			}
+			if r := f.srv.query(`SELECT assigned_version FROM machines WHERE name = ?`, name); len(r) != 1 || r[0][0] != v1 {
+				t.Errorf("%s, not selected, is assigned %v, want v1", name, r)
+			}
+		}
+		// The unselected lab-w2 resets again: still v1.
+		reset("lab-w2", 3)
+		if n := f.vms["lab-w2"].Console.Count(testvm.MarkBootedPosted + v2); n != 0 {
+			t.Errorf("lab-w2 booted v2s after a reset")
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("3-rollout-master-first", func(t *testing.T) {
 		v2 := f.bindNew("v2b")
 		start := time.Now()
 		if _, err := f.cli("rollout", "start", "lab", "--wait"); err != nil {
@@ -185,7 +222,7 @@ func TestRebuildAndRollouts(t *testing.T) {
 		return
 	}
 
-	t.Run("3-kill-9-in-the-middle", func(t *testing.T) {
+	t.Run("4-kill-9-in-the-middle", func(t *testing.T) {
 		v3 := f.bindNew("v3ok")
 		before := map[string]int{}
 		resets := map[string]int{}
@@ -226,7 +263,7 @@ func TestRebuildAndRollouts(t *testing.T) {
 		return
 	}
 
-	t.Run("4-unreachable-BMC-halts", func(t *testing.T) {
+	t.Run("5-unreachable-BMC-halts", func(t *testing.T) {
 		f.bmcs["lab-m1"].Proc.Stop(time.Second)
 		v4 := f.bindNew("v4ok")
 		before := map[string]int{}

@@ -2,14 +2,15 @@ package web
 
 import (
 	"encoding/json"
-	"github.com/undercloud/undercloud/inventory"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/sites"
 )
 
@@ -119,8 +120,9 @@ func TestAPIMachines(t *testing.T) {
 	m.FirstSeen, m.LastSeen = nil, nil
 	want := MachineView{MAC: macM1, Site: "lab", Name: "lab-m1", Role: "master", State: "provisioned", IP: "10.99.0.11",
 		Image: "testnode", Outdated: true,
-		Version: &VersionRef{Commit: f.versions["v1"], Short: short(f.versions["v1"]), Tag: "v1"},
-		Desired: &VersionRef{Commit: f.versions["v2"], Short: short(f.versions["v2"]), Tag: "v2"},
+		Version:  &VersionRef{Commit: f.versions["v1"], Short: short(f.versions["v1"]), Tag: "v1"},
+		Desired:  &VersionRef{Commit: f.versions["v2"], Short: short(f.versions["v2"]), Tag: "v2"},
+		Assigned: &VersionRef{Commit: f.versions["v1"], Short: short(f.versions["v1"]), Tag: "v1"},
 		LastEvent: &EventView{ID: m.LastEvent.ID, At: time.Date(2026, 3, 1, 9, 0, 9, 0, time.UTC), MAC: macM1, Site: "lab",
 			BootID: "boot-m1", Kind: "booted", Version: f.versions["v1"], IP: "10.99.0.11"},
 	}
@@ -357,4 +359,89 @@ func errorOf(t *testing.T, body []byte) string {
 		t.Fatalf("%v in %s", err, body)
 	}
 	return e.Error
+}
+
+// TestAPIRolloutSelection starts partial rollouts through the API and the
+// UI form: only the selected machines are planned, the answer and the
+// pages show the selection, and a wrong selection says what is wrong.
+func TestAPIRolloutSelection(t *testing.T) {
+	f := newFixture(t, nil)
+	refused := []struct {
+		body any
+		code int
+		msg  string
+	}{
+		{map[string]any{"select": "rack"}, http.StatusBadRequest, `selector "rack": term "rack" has no '='`},
+		{map[string]any{"select": "rack=r1,role=etcd"}, http.StatusBadRequest, `unknown role "etcd"`},
+		{map[string]any{"selector": "rack=r1"}, http.StatusBadRequest, `unknown field "selector"`},
+		{map[string]any{"machines": []string{"lab-w2", ""}}, http.StatusBadRequest, "an empty machine name"},
+		{map[string]any{"machines": []string{"lab-w2", "nope"}}, http.StatusNotFound, "site lab has no machine nope"},
+		{map[string]any{"select": "rack=r9"}, http.StatusConflict, "rack=r9 selects no outdated machine"},
+	}
+	for _, tt := range refused {
+		code, body := f.call(operatorSecret, http.MethodPost, "/api/v1/sites/lab/rollout", tt.body)
+		if code != tt.code || !strings.Contains(errorOf(t, body), tt.msg) {
+			t.Errorf("start %v: %d %s, want %d %q", tt.body, code, body, tt.code, tt.msg)
+		}
+	}
+
+	code, body := f.call(operatorSecret, http.MethodPost, "/api/v1/sites/lab/rollout", map[string]any{"select": "rack=r1"})
+	if code != http.StatusCreated {
+		t.Fatalf("start rack=r1: %d %s", code, body)
+	}
+	var r RolloutView
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range r.Machines {
+		names = append(names, m.Name)
+	}
+	if r.Selection != "rack=r1" || !cmp.Equal(names, []string{"lab-m1", "lab-w1"}) {
+		t.Errorf("rack=r1: selection %q, machines %v; want rack=r1, [lab-m1 lab-w1]", r.Selection, names)
+	}
+	var got RolloutView
+	f.getJSON("/api/v1/sites/lab/rollout", &got)
+	if got.Selection != "rack=r1" {
+		t.Errorf("GET rollout: selection %q", got.Selection)
+	}
+	b := f.login(operatorSecret)
+	_, page := b.get("/sites/lab/rollout")
+	if !strings.Contains(page, "rollout 1 of lab (rack=r1)") || !strings.Contains(page, "only rack=r1") {
+		t.Errorf("rollout page lacks the selection:\n%s", page)
+	}
+	if _, page := b.get("/rollouts"); !strings.Contains(page, "(rack=r1)") {
+		t.Errorf("rollouts page lacks the selection")
+	}
+	if code, _ := f.call(operatorSecret, http.MethodPost, "/api/v1/sites/lab/rollout/abort", nil); code != http.StatusOK {
+		t.Fatalf("abort: %d", code)
+	}
+
+	// The UI form: names separated by commas or spaces, with a selector.
+	if _, page := b.get("/sites/lab/rollout"); !strings.Contains(page, `name="select"`) || !strings.Contains(page, `name="machines"`) {
+		t.Fatalf("rollout page has no selection inputs")
+	}
+	resp, _ := b.post("/sites/lab/rollout/start", url.Values{"csrf": {b.formToken("/sites/lab/rollout")},
+		"select": {"role=worker"}, "machines": {"lab-w2, lab-w1"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("form start: %d", resp.StatusCode)
+	}
+	f.getJSON("/api/v1/sites/lab/rollout", &got)
+	names = nil
+	for _, m := range got.Machines {
+		names = append(names, m.Name)
+	}
+	if got.Selection != "role=worker machines=lab-w2,lab-w1" || !cmp.Equal(names, []string{"lab-w1", "lab-w2"}) {
+		t.Errorf("form start: selection %q, machines %v", got.Selection, names)
+	}
+	var details []string
+	for _, e := range f.audit() {
+		if e.Action == "rollout-start" && e.Result == "ok" {
+			details = append(details, e.Detail)
+		}
+	}
+	if len(details) != 2 || !strings.Contains(details[0], "rollout 2 of lab (role=worker machines=lab-w2,lab-w1)") ||
+		!strings.Contains(details[1], "rollout 1 of lab (rack=r1)") {
+		t.Errorf("audit details %q", details)
+	}
 }

@@ -29,7 +29,9 @@ type SiteView struct {
 	Machines       map[string]int `json:"machines"` // by state, every state present
 	Total          int            `json:"total"`
 	Outdated       int            `json:"outdated"`
-	Repo           FetchView      `json:"repo"`
+	// Running counts the machines by the version they run, most first.
+	Running []RunningView `json:"running"`
+	Repo    FetchView     `json:"repo"`
 	// Versions is the site's history, the latest validation first (one
 	// site's view only).
 	Versions []VersionView `json:"versions,omitempty"`
@@ -149,6 +151,9 @@ func (s *server) siteViews(ctx context.Context, statuses []sites.SiteStatus, his
 			if m.Outdated() {
 				v.Outdated++
 			}
+		}
+		if v.Running, err = s.runningVersions(ctx, st, ms); err != nil {
+			return nil, err
 		}
 		stored, err := s.DB.Site(ctx, st.Site)
 		switch {

@@ -93,11 +93,11 @@ func TestValidateRejectsWithPreciseMessages(t *testing.T) {
 		},
 		"IP inside the dynamic range": {
 			edits: map[string][2]string{lab: {"ip: 10.99.0.22", "ip: 10.99.0.150"}},
-			want:  "sites/lab/site.yaml:machines[2].ip: 10.99.0.150 is inside the dynamic range 10.99.0.100-10.99.0.199 (network.dhcp.range) (line 43)",
+			want:  "sites/lab/site.yaml:machines[2].ip: 10.99.0.150 is inside the dynamic range 10.99.0.100-10.99.0.199 (network.dhcp.range) (line 46)",
 		},
 		"two masters": {
 			ref:  "v3-broken",
-			want: "sites/lab/site.yaml:machines: 2 masters: etcd needs an odd number of members for a quorum (1, 3 or 5) (line 29)",
+			want: "sites/lab/site.yaml:machines: 2 masters: etcd needs an odd number of members for a quorum (1, 3 or 5) (line 30)",
 		},
 		"unknown image": {
 			edits: map[string][2]string{second: {"image: testnode", "image: fcos-41"}},

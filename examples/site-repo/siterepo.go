@@ -5,7 +5,8 @@
 //
 // Versions on branch main:
 //
-//	v1  lab (1 master, 2 workers) and second; bindings lab: v1, second: v1
+//	v1  lab (1 master, 2 workers) and second; bindings lab: v1, second: v1;
+//	    lab's machines are labelled rack r1 (lab-m1, lab-w1) and r2 (lab-w2)
 //	v2  v1 with one file changed: the lab's motd snippet
 //
 // and on branch broken (never bound by default):
