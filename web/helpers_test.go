@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"github.com/undercloud/undercloud/event"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/undercloud/undercloud/event"
 	siterepo "github.com/undercloud/undercloud/examples/site-repo"
 	"github.com/undercloud/undercloud/ignition"
 	"github.com/undercloud/undercloud/inventory"
@@ -74,22 +74,6 @@ func (s *trackerSites) refreshCalls() []bool {
 	return append([]bool(nil), s.refreshes...)
 }
 
-// versionStore adapts the inventory to sites.VersionStore, as cmd does.
-type versionStore struct{ db *inventory.DB }
-
-func (v versionStore) ActiveCommit(ctx context.Context, site string) (string, error) {
-	st, err := v.db.Site(ctx, site)
-	if err != nil || st.Active == nil {
-		return "", nil
-	}
-	return st.Active.Version.Commit, nil
-}
-
-func (v versionStore) RecordVersion(ctx context.Context, site string, ver sites.Version, ps sites.Problems) error {
-	_, err := v.db.RecordValidation(ctx, site, ver, ps)
-	return err
-}
-
 // fixture is a web server over a real inventory, filled through its public
 // API from the example site repo: lab on v1 then v2 then a rejected
 // v3-broken, lab-m1 booted on v1 (so outdated), lab-w1 booting, an unknown
@@ -131,7 +115,7 @@ func newFixture(t *testing.T, edit func(*Server)) *fixture {
 	tracker := &sites.Tracker{
 		Repo:  &sites.Repo{URL: f.repo.Dir, Dir: filepath.Join(tmp, "mirror")},
 		Gate:  sites.Gate{Renderer: ignition.Renderer{}},
-		Store: versionStore{f.db},
+		Store: f.db,
 		OnActivate: func(r *sites.Release) {
 			if err := f.db.DeclareMachines(ctx, r); err != nil {
 				t.Errorf("declare machines: %v", err)
@@ -221,6 +205,14 @@ func (f *fixture) bootFully(mac sites.MAC, site, version, bootID string) {
 			ev.BootID, ev.Version = bootID, version
 		}
 		f.record(ev)
+	}
+	// The core assigns the version a machine boots when it serves its script.
+	m, err := f.db.Machine(context.Background(), mac)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.db.AssignVersion(context.Background(), mac, version, m.AssignedVersion); err != nil {
+		f.t.Fatal(err)
 	}
 }
 

@@ -16,24 +16,27 @@ import (
 
 // MachineView is one row of the machines table.
 type MachineView struct {
-	MAC         sites.MAC       `json:"mac"`
-	Site        string          `json:"site"`
-	Name        string          `json:"name"`
-	Role        sites.Role      `json:"role,omitempty"`
-	State       inventory.State `json:"state"`
-	IP          string          `json:"ip,omitempty"`
-	Image       string          `json:"image,omitempty"`
-	Version     *VersionRef     `json:"version,omitempty"`         // what it last booted
-	Desired     *VersionRef     `json:"desired_version,omitempty"` // its site's active version
-	Outdated    bool            `json:"outdated"`
-	Discovered  bool            `json:"discovered"`
-	UUID        string          `json:"uuid,omitempty"`
-	Serial      string          `json:"serial,omitempty"`
-	Arch        string          `json:"arch,omitempty"`
-	VendorClass string          `json:"vendor_class,omitempty"`
-	FirstSeen   *time.Time      `json:"first_seen,omitempty"`
-	LastSeen    *time.Time      `json:"last_seen,omitempty"`
-	LastEvent   *EventView      `json:"last_event,omitempty"`
+	MAC     sites.MAC       `json:"mac"`
+	Site    string          `json:"site"`
+	Name    string          `json:"name"`
+	Role    sites.Role      `json:"role,omitempty"`
+	State   inventory.State `json:"state"`
+	IP      string          `json:"ip,omitempty"`
+	Image   string          `json:"image,omitempty"`
+	Version *VersionRef     `json:"version,omitempty"`         // what it last booted
+	Desired *VersionRef     `json:"desired_version,omitempty"` // its site's active version
+	// Assigned is the version it boots: set at its first boot, moved only
+	// by a rebuild or a rollout (or every boot, under upgrade: on-reboot).
+	Assigned    *VersionRef `json:"assigned_version,omitempty"`
+	Outdated    bool        `json:"outdated"`
+	Discovered  bool        `json:"discovered"`
+	UUID        string      `json:"uuid,omitempty"`
+	Serial      string      `json:"serial,omitempty"`
+	Arch        string      `json:"arch,omitempty"`
+	VendorClass string      `json:"vendor_class,omitempty"`
+	FirstSeen   *time.Time  `json:"first_seen,omitempty"`
+	LastSeen    *time.Time  `json:"last_seen,omitempty"`
+	LastEvent   *EventView  `json:"last_event,omitempty"`
 }
 
 // Path is the machine's page and API path below /machines/: site/name, or
@@ -120,6 +123,9 @@ func (s *server) machineView(ctx context.Context, book *versionBook, m inventory
 		return v, err
 	}
 	if v.Desired, err = book.ref(ctx, m.Site, m.DesiredVersion); err != nil {
+		return v, err
+	}
+	if v.Assigned, err = book.ref(ctx, m.Site, m.AssignedVersion); err != nil {
 		return v, err
 	}
 	evs, err := s.DB.Events(ctx, m.MAC, 1)
