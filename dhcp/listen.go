@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -73,4 +74,28 @@ func Listen(iface string, port int) (net.PacketConn, error) {
 		return nil, fmt.Errorf("udp port %d on %s is already in use by %s: %w", port, where, who, err)
 	}
 	return nil, fmt.Errorf("dhcp: listen on udp port %d on %s: %w", port, where, err)
+}
+
+// InterfaceAddr returns the interface's IPv4 address inside subnet, else its
+// first IPv4 address; invalid when it has none (or no such interface).
+func InterfaceAddr(name string, subnet netip.Prefix) netip.Addr {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addrs, _ := ifi.Addrs()
+	var first netip.Addr
+	for _, a := range addrs {
+		p, err := netip.ParsePrefix(a.String())
+		if err != nil || !p.Addr().Is4() {
+			continue
+		}
+		if subnet.Contains(p.Addr()) {
+			return p.Addr()
+		}
+		if !first.IsValid() {
+			first = p.Addr()
+		}
+	}
+	return first
 }

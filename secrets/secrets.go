@@ -1,4 +1,7 @@
-package main
+// Package secrets loads what the server must know but the site repo must
+// never hold: the key that signs per-boot tokens, the API tokens and the BMC
+// passwords, from a mode-0600 file and UNDERCLOUD_* environment variables.
+package secrets
 
 import (
 	"crypto/rand"
@@ -14,7 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// secrets is what the server must know but the site repo must never hold:
+// Secrets is what the server must know but the site repo must never hold:
 // the key that signs per-boot tokens, the API tokens and the BMC passwords.
 // They come from the secrets file (YAML, mode 0600) and UNDERCLOUD_*
 // environment variables, which win.
@@ -29,26 +32,28 @@ import (
 // Environment: UNDERCLOUD_BOOT_TOKEN_KEY, UNDERCLOUD_API_TOKENS
 // ("name:role:token,..."), UNDERCLOUD_BMC_<NAME>_USERNAME and _PASSWORD (NAME
 // upper-cased, dashes as underscores).
-type secrets struct {
+type Secrets struct {
 	BootTokenKey string           `yaml:"boot_token_key"`
-	APITokens    []apiToken       `yaml:"api_tokens"`
-	BMC          map[string]login `yaml:"bmc"`
+	APITokens    []APIToken       `yaml:"api_tokens"`
+	BMC          map[string]Login `yaml:"bmc"`
 }
 
-type apiToken struct {
+// APIToken is a named API token with its role (viewer or operator).
+type APIToken struct {
 	Name  string `yaml:"name"`
 	Role  string `yaml:"role"`
 	Token string `yaml:"token"`
 }
 
-type login struct {
+// Login is a BMC user name and password.
+type Login struct {
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
 }
 
-// loadSecrets reads the secrets file (if path is set) and the environment.
-func loadSecrets(path string, environ []string) (*secrets, error) {
-	s := &secrets{BMC: map[string]login{}}
+// Load reads the secrets file (if path is set) and the environment.
+func Load(path string, environ []string) (*Secrets, error) {
+	s := &Secrets{BMC: map[string]Login{}}
 	if path != "" {
 		st, err := os.Stat(path)
 		if err != nil {
@@ -67,7 +72,7 @@ func loadSecrets(path string, environ []string) (*secrets, error) {
 			return nil, fmt.Errorf("secrets file %s: %v", path, err)
 		}
 		if s.BMC == nil {
-			s.BMC = map[string]login{}
+			s.BMC = map[string]Login{}
 		}
 	}
 	env := map[string]string{}
@@ -86,7 +91,7 @@ func loadSecrets(path string, environ []string) (*secrets, error) {
 			if len(parts) != 3 {
 				return nil, fmt.Errorf("UNDERCLOUD_API_TOKENS item %d: want name:role:token", i+1)
 			}
-			s.APITokens = append(s.APITokens, apiToken{Name: parts[0], Role: parts[1], Token: parts[2]})
+			s.APITokens = append(s.APITokens, APIToken{Name: parts[0], Role: parts[1], Token: parts[2]})
 		}
 	}
 	for k, v := range env {
@@ -115,7 +120,7 @@ func loadSecrets(path string, environ []string) (*secrets, error) {
 	return s, s.check()
 }
 
-func (s *secrets) check() error {
+func (s *Secrets) check() error {
 	seen := map[string]bool{}
 	for i, t := range s.APITokens {
 		switch {
@@ -133,8 +138,8 @@ func (s *secrets) check() error {
 	return nil
 }
 
-// bmcNames lists the credential names known, for error messages.
-func (s *secrets) bmcNames() string {
+// BMCNames lists the credential names known, for error messages.
+func (s *Secrets) BMCNames() string {
 	var names []string
 	for n := range s.BMC {
 		names = append(names, n)
@@ -146,10 +151,10 @@ func (s *secrets) bmcNames() string {
 	return strings.Join(names, ", ")
 }
 
-// bootTokenKey returns the key that signs per-boot tokens: the configured
+// TokenKey returns the key that signs per-boot tokens: the configured
 // one, else one kept in the data directory. It must survive restarts: a new
 // key would make every machine booting now fail its config fetch.
-func (s *secrets) bootTokenKey(dataDir string) ([]byte, error) {
+func (s *Secrets) TokenKey(dataDir string) ([]byte, error) {
 	if s.BootTokenKey != "" {
 		k, err := base64.StdEncoding.DecodeString(s.BootTokenKey)
 		if err != nil || len(k) < 16 {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/power"
+	"github.com/undercloud/undercloud/secrets"
 	"github.com/undercloud/undercloud/sites"
 )
 
@@ -14,7 +15,7 @@ import (
 // credentials its config names in the server's secrets. The password never
 // leaves the secrets and the driver (power.Credentials redacts itself).
 type powerFactory struct {
-	secrets *secrets
+	secrets *secrets.Secrets
 	db      *inventory.DB
 	log     *slog.Logger
 }
@@ -28,7 +29,7 @@ func (p powerFactory) driver(m sites.Machine) (power.Driver, error) {
 	if name := m.BMC.Credentials; name != "" {
 		l, ok := p.secrets.BMC[name]
 		if !ok {
-			return nil, fmt.Errorf("%s: bmc credentials %q are not in the secrets file (it has: %s)", m.Name, name, p.secrets.bmcNames())
+			return nil, fmt.Errorf("%s: bmc credentials %q are not in the secrets file (it has: %s)", m.Name, name, p.secrets.BMCNames())
 		}
 		c.Credentials = power.Credentials{Username: l.Username, Password: l.Password}
 	}

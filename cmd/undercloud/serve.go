@@ -23,6 +23,7 @@ import (
 	"github.com/undercloud/undercloud/provision"
 	"github.com/undercloud/undercloud/pxe"
 	"github.com/undercloud/undercloud/rebuild"
+	"github.com/undercloud/undercloud/secrets"
 	"github.com/undercloud/undercloud/sites"
 	"github.com/undercloud/undercloud/web"
 )
@@ -31,7 +32,7 @@ import (
 type server struct {
 	cfg     *serveConfig
 	log     *slog.Logger
-	secrets *secrets
+	secrets *secrets.Secrets
 	db      *inventory.DB
 	store   *images.Store
 	tracker *sites.Tracker
@@ -48,7 +49,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := cfg.logger(stderr)
 	tuneGC(os.Getenv)
-	sec, err := loadSecrets(cfg.SecretsFile, os.Environ())
+	sec, err := secrets.Load(cfg.SecretsFile, os.Environ())
 	if err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func tuneGC(getenv func(string) string) {
 // newServer opens the inventory and the site repo and makes the first
 // decisions about versions, so that the server starts serving what it
 // served before a restart even when the remote is down.
-func newServer(ctx context.Context, cfg *serveConfig, sec *secrets, log *slog.Logger) (*server, error) {
+func newServer(ctx context.Context, cfg *serveConfig, sec *secrets.Secrets, log *slog.Logger) (*server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -210,87 +211,29 @@ func (s *server) listen() (*listeners, error) {
 	if !s.cfg.DHCP {
 		return l, nil
 	}
-	for _, d := range s.dhcpInterfaces() {
-		if !d.serverIP.IsValid() {
+	ifaces, skipped := provision.DHCPInterfaces(s.tracker.Releases(), s.cfg.Interface, s.cfg.ServerIP, dhcp.InterfaceAddr)
+	for _, site := range skipped {
+		s.log.Warn("site names no network.interface and --interface is not set: no DHCP for it", "site", site)
+	}
+	for _, d := range ifaces {
+		if !d.ServerIP.IsValid() {
 			l.close()
-			return nil, fmt.Errorf("DHCP on %s: the interface has no IPv4 address in the site's subnet; give --server-ip", d.iface)
+			return nil, fmt.Errorf("DHCP on %s: the interface has no IPv4 address in the site's subnet; give --server-ip", d.Name)
 		}
 		ports := []int{dhcp.ServerPort}
-		if d.proxy {
+		if d.Proxy {
 			ports = append(ports, dhcp.ProxyPort)
 		}
 		for _, port := range ports {
-			conn, err := dhcp.Listen(d.iface, port)
+			conn, err := dhcp.Listen(d.Name, port)
 			if err != nil {
 				l.close()
 				return nil, err
 			}
-			l.dhcp = append(l.dhcp, dhcpListener{iface: d.iface, serverIP: d.serverIP, port: port, conn: conn})
+			l.dhcp = append(l.dhcp, dhcpListener{iface: d.Name, serverIP: d.ServerIP, port: port, conn: conn})
 		}
 	}
 	return l, nil
-}
-
-type dhcpIface struct {
-	iface    string
-	serverIP netip.Addr
-	proxy    bool
-}
-
-// dhcpInterfaces are the interfaces DHCP listens on: --interface, else the
-// network.interface of every site with an active version.
-func (s *server) dhcpInterfaces() []dhcpIface {
-	byName := map[string]*dhcpIface{}
-	var order []string
-	for _, r := range s.tracker.Releases() {
-		name := s.cfg.Interface
-		if name == "" {
-			name = r.Site.Network.Interface
-		}
-		if name == "" {
-			s.log.Warn("site names no network.interface and --interface is not set: no DHCP for it", "site", r.Site.Name)
-			continue
-		}
-		d, ok := byName[name]
-		if !ok {
-			d = &dhcpIface{iface: name, serverIP: s.cfg.ServerIP}
-			byName[name] = d
-			order = append(order, name)
-		}
-		if !d.serverIP.IsValid() {
-			d.serverIP = ifaceAddr(name, r.Site.Network.Subnet)
-		}
-		d.proxy = d.proxy || r.Site.Network.DHCP.Mode == sites.DHCPProxy
-	}
-	out := make([]dhcpIface, 0, len(order))
-	for _, n := range order {
-		out = append(out, *byName[n])
-	}
-	return out
-}
-
-// ifaceAddr returns the interface's IPv4 address inside subnet, else its
-// first IPv4 address.
-func ifaceAddr(name string, subnet netip.Prefix) netip.Addr {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return netip.Addr{}
-	}
-	addrs, _ := ifi.Addrs()
-	var first netip.Addr
-	for _, a := range addrs {
-		p, err := netip.ParsePrefix(a.String())
-		if err != nil || !p.Addr().Is4() {
-			continue
-		}
-		if subnet.Contains(p.Addr()) {
-			return p.Addr()
-		}
-		if !first.IsValid() {
-			first = p.Addr()
-		}
-	}
-	return first
 }
 
 // run serves until ctx ends, then shuts every service down.
@@ -300,7 +243,7 @@ func (s *server) run(ctx context.Context) error {
 		return err
 	}
 	defer l.close()
-	key, err := s.secrets.bootTokenKey(s.cfg.DataDir)
+	key, err := s.secrets.TokenKey(s.cfg.DataDir)
 	if err != nil {
 		return err
 	}
