@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/undercloud/undercloud/event"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 // ErrNotFound is what Targets, Configs and Callbacks implementations wrap
@@ -81,10 +82,6 @@ type HTTP struct {
 	BaseURL string
 }
 
-// ShutdownTimeout bounds how long Serve waits for requests under way once its
-// context ends; an artifact download still running then is cut.
-const ShutdownTimeout = 10 * time.Second
-
 // maxBodyBytes bounds a callback's JSON body.
 const maxBodyBytes = 64 << 10
 
@@ -130,36 +127,6 @@ func (h *HTTP) Handler() (http.Handler, error) {
 	mux.Handle("POST /booted", s.endpoint("booted", s.callback(event.Booted)))
 	mux.Handle("POST /heartbeat", s.endpoint("heartbeat", s.callback(event.Heartbeat)))
 	return mux, nil
-}
-
-// Serve serves Handler on ln until ctx ends, then shuts down with a fresh
-// timeout (ShutdownTimeout) and returns nil.
-func (h *HTTP) Serve(ctx context.Context, ln net.Listener) error {
-	handler, err := h.Handler()
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger(h.Log).Handler(), slog.LevelDebug),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			srv.Close()
-		}
-		<-errc
-		return nil
-	case err := <-errc:
-		return fmt.Errorf("pxe http serve on %s: %w", ln.Addr(), err)
-	}
 }
 
 // endpoint wraps a handler to count its request by endpoint and status.

@@ -2,9 +2,6 @@ package pxe
 
 import (
 	"bytes"
-	"context"
-	"github.com/undercloud/undercloud/event"
-	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -13,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 // A whole boot as a machine makes it, with curl: boot.ipxe, the machine's
@@ -249,34 +248,6 @@ func TestHTTPCallbackBody(t *testing.T) {
 				t.Errorf("%d, want %d", r.status, tc.want)
 			}
 		})
-	}
-}
-
-// Serve runs the handler on its own listener and stops when ctx ends.
-func TestHTTPServe(t *testing.T) {
-	e := newBootEnv(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.h.Serve(ctx, ln) }()
-	base := "http://" + ln.Addr().String()
-	if r := curl(t, base+"/boot.ipxe"); r.status != 200 || !strings.Contains(string(r.body), "chain "+base+"/ipxe?") {
-		t.Errorf("boot.ipxe: %d\n%s", r.status, r.body)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve = %v, want nil", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Serve did not return")
-	}
-	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
-		t.Error("listener still open after Serve returned")
 	}
 }
 
