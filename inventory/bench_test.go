@@ -2,10 +2,10 @@ package inventory
 
 import (
 	"context"
-	"github.com/undercloud/undercloud/event"
 	"sync/atomic"
 	"testing"
 
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/sites"
 )
 

@@ -4,10 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"github.com/undercloud/undercloud/event"
 	"slices"
 	"time"
 
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/sites"
 )
 

@@ -3,12 +3,13 @@ package inventory
 import (
 	"context"
 	"fmt"
-	"github.com/undercloud/undercloud/event"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 // bootEv is an event at sec seconds of a fixed day; IDs follow the order of

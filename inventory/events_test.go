@@ -2,12 +2,13 @@ package inventory
 
 import (
 	"context"
-	"github.com/undercloud/undercloud/event"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 func TestNextState(t *testing.T) {

@@ -1,12 +1,12 @@
 package inventory
 
 import (
-	"github.com/undercloud/undercloud/event"
 	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
 
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/sites"
 )
 

@@ -2,9 +2,10 @@ package inventory
 
 import (
 	"context"
-	"github.com/undercloud/undercloud/event"
 	"testing"
 	"time"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 // The folder's decisions, step by step: a run's first event is stored, its

@@ -3,13 +3,13 @@ package inventory
 import (
 	"context"
 	"errors"
-	"github.com/undercloud/undercloud/event"
 	"net/netip"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/sites"
 )
 

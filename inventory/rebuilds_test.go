@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/sites"
 )
 
@@ -25,7 +26,7 @@ func rebuildEvents(t *testing.T, db *DB, mac sites.MAC) []string {
 	}
 	var out []string
 	for i := len(evs) - 1; i >= 0; i-- {
-		if evs[i].Kind == EventRebuild {
+		if evs[i].Kind == event.Rebuild {
 			out = append(out, evs[i].Detail)
 		}
 	}
@@ -42,7 +43,7 @@ func TestRebuildLifecycle(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.RecordSync(ctx, Event{MAC: testMAC(1), Kind: EventBooted, Version: "c1"}); err != nil {
+	if _, err := db.RecordSync(ctx, Event{MAC: testMAC(1), Kind: event.Booted, Version: "c1"}); err != nil {
 		t.Fatal(err)
 	}
 	seen := clk.Now()
@@ -88,7 +89,7 @@ func TestRebuildLifecycle(t *testing.T) {
 	if _, err := db.UpdateRebuild(ctx, booting, RebuildPowerCycling); err != nil {
 		t.Fatal(err)
 	}
-	booting.LastEvent = EventRef{ID: 7, Kind: EventIPXEScript, At: clk.Now(), Version: "c2"}
+	booting.LastEvent = EventRef{ID: 7, Kind: event.IPXEScript, At: clk.Now(), Version: "c2"}
 	booting.BootStartedAt = clk.Now()
 	if _, err := db.UpdateRebuild(ctx, booting, RebuildBooting); err != nil {
 		t.Fatal(err)
@@ -185,7 +186,7 @@ func TestEventsSince(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	db := openTest(t, clk)
-	record := func(kind EventKind) Event {
+	record := func(kind event.Kind) Event {
 		t.Helper()
 		ev, err := db.RecordSync(ctx, Event{MAC: testMAC(1), Kind: kind})
 		if err != nil {
@@ -194,18 +195,18 @@ func TestEventsSince(t *testing.T) {
 		clk.Advance(time.Second)
 		return ev
 	}
-	record(EventDHCPAck) // before the cycle
+	record(event.DHCPAck) // before the cycle
 	since := clk.Now()
 	if _, err := db.CreateRebuild(ctx, rebuildOf(1, "w1")); err != nil { // a rebuild event: left out
 		t.Fatal(err)
 	}
-	discover := record(EventDHCPDiscover)
-	script := record(EventIPXEScript)
-	if _, err := db.RecordSync(ctx, Event{MAC: testMAC(2), Kind: EventDHCPDiscover}); err != nil { // another machine
+	discover := record(event.DHCPDiscover)
+	script := record(event.IPXEScript)
+	if _, err := db.RecordSync(ctx, Event{MAC: testMAC(2), Kind: event.DHCPDiscover}); err != nil { // another machine
 		t.Fatal(err)
 	}
-	kinds := func(evs []Event) []EventKind {
-		var ks []EventKind
+	kinds := func(evs []Event) []event.Kind {
+		var ks []event.Kind
 		for _, ev := range evs {
 			ks = append(ks, ev.Kind)
 		}
@@ -215,7 +216,7 @@ func TestEventsSince(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]EventKind{EventDHCPDiscover, EventIPXEScript}, kinds(got)); diff != "" {
+	if diff := cmp.Diff([]event.Kind{event.DHCPDiscover, event.IPXEScript}, kinds(got)); diff != "" {
 		t.Errorf("since the cycle (-want +got):\n%s", diff)
 	}
 	got, err = db.EventsSince(ctx, testMAC(1), since, discover.ID, 0)

@@ -3,11 +3,11 @@ package inventory
 import (
 	"context"
 	"errors"
-	"github.com/undercloud/undercloud/event"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/sites"
 )
 

@@ -3,9 +3,10 @@ package inventory
 import (
 	"context"
 	"errors"
-	"github.com/undercloud/undercloud/event"
 	"testing"
 	"time"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 // hold blocks the writer until the returned release is called, so the

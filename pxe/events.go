@@ -2,12 +2,13 @@ package pxe
 
 import (
 	"context"
-	"github.com/undercloud/undercloud/event"
 	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 // Event is one recorded boot step. Fields that are not known for a step are

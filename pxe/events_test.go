@@ -2,9 +2,10 @@ package pxe
 
 import (
 	"context"
-	"github.com/undercloud/undercloud/event"
 	"testing"
 	"time"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 // blockingRecorder holds every Record until released, like a stuck database.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/undercloud/undercloud/event"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pin/tftp/v3"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 // TFTP serves the iPXE binaries of Firmware over TFTP (RFC 1350, with the

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/undercloud/undercloud/event"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pin/tftp/v3"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 const testMAC = "52:54:00:00:00:01"

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/undercloud/undercloud/event"
 	"slices"
 
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/sites"
 )

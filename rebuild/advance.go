@@ -3,10 +3,10 @@ package rebuild
 import (
 	"cmp"
 	"fmt"
-	"github.com/undercloud/undercloud/event"
 	"slices"
 	"time"
 
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/sites"
 )
@@ -111,7 +111,6 @@ func newEvents(r inventory.Rebuild, events []inventory.Event, since time.Time) [
 	slices.SortFunc(out, func(a, b inventory.Event) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
-
 
 // overdue returns why r has overrun its stage at now, or "".
 func overdue(r inventory.Rebuild, now time.Time, t sites.StageTimeouts) string {

@@ -1,11 +1,11 @@
 package rebuild
 
 import (
-	"github.com/undercloud/undercloud/event"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/sites"
 )

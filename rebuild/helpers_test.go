@@ -3,13 +3,13 @@ package rebuild
 import (
 	"context"
 	"fmt"
-	"github.com/undercloud/undercloud/event"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/power"
 	"github.com/undercloud/undercloud/sites"

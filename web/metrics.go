@@ -1,7 +1,6 @@
 package web
 
 import (
-	"github.com/undercloud/undercloud/inventory"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/undercloud/undercloud/dhcp"
+	"github.com/undercloud/undercloud/inventory"
 )
 
 // Metrics counts what the server does, for Prometheus at /metrics. It

@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"github.com/undercloud/undercloud/inventory"
 	"io"
 	"net/http"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/undercloud/undercloud/dhcp"
+	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/pxe"
 )
 
