@@ -1,8 +1,6 @@
 package dhcp
 
 import (
-	"github.com/undercloud/undercloud/event"
-
 	"context"
 	"errors"
 	"net"
@@ -15,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/undercloud/undercloud/event"
 )
 
 func TestDestination(t *testing.T) {

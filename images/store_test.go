@@ -1,12 +1,8 @@
 package images
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"io"
 	"io/fs"
@@ -22,14 +18,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-func randomBytes(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	rand.Read(b)
-	return b
-}
+	"github.com/undercloud/undercloud/testvm/testkit"
+)
 
 // storeFiles lists every file under dir (relative paths), to show that a
 // failed import leaves nothing behind.
@@ -73,8 +64,8 @@ func checkStored(t *testing.T, s *Store, digest string, want []byte) {
 
 func TestStoreImportSources(t *testing.T) {
 	root := t.TempDir()
-	data := randomBytes(t, 300<<10)
-	digest := sha256Hex(data)
+	data := testkit.RandomBytes(t, 300<<10)
+	digest := testkit.SHA256Hex(data)
 	if err := os.MkdirAll(filepath.Join(root, "fcos"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +112,7 @@ func TestStoreImportRefuses(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	wrong := sha256Hex([]byte("another kernel"))
+	wrong := testkit.SHA256Hex([]byte("another kernel"))
 	web := httptest.NewServer(http.NotFoundHandler())
 	defer web.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -136,18 +127,18 @@ func TestStoreImportRefuses(t *testing.T) {
 		root           string
 		wantIn         []string // the error names these
 	}{
-		"wrong digest":         {path, wrong, root, []string{"expected sha256:" + wrong, "got sha256:" + sha256Hex(data), path}},
+		"wrong digest":         {path, wrong, root, []string{"expected sha256:" + wrong, "got sha256:" + testkit.SHA256Hex(data), path}},
 		"wrong digest by URL":  {"file://" + path, wrong, root, []string{"expected sha256:" + wrong, "file://" + path}},
 		"not a digest":         {path, "abc", root, []string{"abc"}},
-		"upper-case digest":    {path, strings.ToUpper(sha256Hex(data)), root, []string{"not a sha256 digest"}},
-		"missing file":         {filepath.Join(root, "nope"), sha256Hex(data), root, []string{filepath.Join(root, "nope")}},
-		"unreachable URL":      {closed, sha256Hex(data), root, []string{closed, "refused"}},
-		"HTTP 404":             {web.URL + "/kernel", sha256Hex(data), root, []string{web.URL + "/kernel", "404"}},
-		"relative, no root":    {"kernel", sha256Hex(data), "", []string{"no artifact root"}},
-		"relative, escaping":   {"../kernel", sha256Hex(data), root, []string{"leaves the artifact root"}},
-		"other scheme":         {"ftp://x/kernel", sha256Hex(data), root, []string{"ftp://x/kernel", "scheme"}},
-		"file URL with a host": {"file://server/kernel", sha256Hex(data), root, []string{"file://server/kernel"}},
-		"password hidden":      {"http://user:secret@" + ln.Addr().String() + "/k", sha256Hex(data), root, []string{"user:xxxxx@"}},
+		"upper-case digest":    {path, strings.ToUpper(testkit.SHA256Hex(data)), root, []string{"not a sha256 digest"}},
+		"missing file":         {filepath.Join(root, "nope"), testkit.SHA256Hex(data), root, []string{filepath.Join(root, "nope")}},
+		"unreachable URL":      {closed, testkit.SHA256Hex(data), root, []string{closed, "refused"}},
+		"HTTP 404":             {web.URL + "/kernel", testkit.SHA256Hex(data), root, []string{web.URL + "/kernel", "404"}},
+		"relative, no root":    {"kernel", testkit.SHA256Hex(data), "", []string{"no artifact root"}},
+		"relative, escaping":   {"../kernel", testkit.SHA256Hex(data), root, []string{"leaves the artifact root"}},
+		"other scheme":         {"ftp://x/kernel", testkit.SHA256Hex(data), root, []string{"ftp://x/kernel", "scheme"}},
+		"file URL with a host": {"file://server/kernel", testkit.SHA256Hex(data), root, []string{"file://server/kernel"}},
+		"password hidden":      {"http://user:secret@" + ln.Addr().String() + "/k", testkit.SHA256Hex(data), root, []string{"user:xxxxx@"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -178,7 +169,7 @@ func TestStoreImportRefuses(t *testing.T) {
 // (impossibly) its file differed from a new source.
 func TestStoreNeverRewrites(t *testing.T) {
 	data := []byte("kernel v1")
-	digest := sha256Hex(data)
+	digest := testkit.SHA256Hex(data)
 	var hits atomic.Int32
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -209,7 +200,7 @@ func TestStoreNeverRewrites(t *testing.T) {
 		t.Errorf("source fetched %d times, want 1", n)
 	}
 	after, _ := os.Stat(final)
-	if got := readFile(t, final); string(got) != "marker" || !os.SameFile(before, after) {
+	if got := testkit.ReadFile(t, final); string(got) != "marker" || !os.SameFile(before, after) {
 		t.Errorf("stored artifact was rewritten: %q", got)
 	}
 }
@@ -217,8 +208,8 @@ func TestStoreNeverRewrites(t *testing.T) {
 // Concurrent imports of one artifact fetch it once, all succeed and leave
 // exactly one file.
 func TestStoreConcurrentImports(t *testing.T) {
-	data := randomBytes(t, 1<<20)
-	digest := sha256Hex(data)
+	data := testkit.RandomBytes(t, 1<<20)
+	digest := testkit.SHA256Hex(data)
 	var hits atomic.Int32
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -255,7 +246,7 @@ func TestStoreConcurrentImports(t *testing.T) {
 // all succeed, thanks to link(2) refusing to replace.
 func TestStoreConcurrentStores(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "kernel")
-	data := randomBytes(t, 256<<10)
+	data := testkit.RandomBytes(t, 256<<10)
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +257,7 @@ func TestStoreConcurrentStores(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = (&Store{Dir: dir}).Import(context.Background(), src, sha256Hex(data))
+			errs[i] = (&Store{Dir: dir}).Import(context.Background(), src, testkit.SHA256Hex(data))
 		}()
 	}
 	wg.Wait()
@@ -275,8 +266,8 @@ func TestStoreConcurrentStores(t *testing.T) {
 			t.Errorf("import %d: %v", i, err)
 		}
 	}
-	checkStored(t, &Store{Dir: dir}, sha256Hex(data), data)
-	if diff := cmp.Diff([]string{"sha256/" + sha256Hex(data)}, storeFiles(t, dir)); diff != "" {
+	checkStored(t, &Store{Dir: dir}, testkit.SHA256Hex(data), data)
+	if diff := cmp.Diff([]string{"sha256/" + testkit.SHA256Hex(data)}, storeFiles(t, dir)); diff != "" {
 		t.Errorf("store files (-want +got):\n%s", diff)
 	}
 }
@@ -297,7 +288,7 @@ func TestStoreImportTimeout(t *testing.T) {
 	s := &Store{Dir: t.TempDir()}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err := s.Import(ctx, web.URL, sha256Hex([]byte("whole")))
+	err := s.Import(ctx, web.URL, testkit.SHA256Hex([]byte("whole")))
 	if err == nil || !strings.Contains(err.Error(), web.URL) {
 		t.Fatalf("Import = %v, want an error naming the source", err)
 	}
@@ -307,11 +298,11 @@ func TestStoreImportTimeout(t *testing.T) {
 }
 
 func TestStoreOpenUnknown(t *testing.T) {
-	if err := (&Store{}).Import(context.Background(), "/etc/hostname", sha256Hex(nil)); err == nil {
+	if err := (&Store{}).Import(context.Background(), "/etc/hostname", testkit.SHA256Hex(nil)); err == nil {
 		t.Error("a store without a directory imported")
 	}
 	s := &Store{Dir: t.TempDir()}
-	for _, d := range []string{sha256Hex([]byte("x")), "../../etc/passwd", ""} {
+	for _, d := range []string{testkit.SHA256Hex([]byte("x")), "../../etc/passwd", ""} {
 		if _, err := s.Open(d); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("Open(%q) = %v, want fs.ErrNotExist", d, err)
 		}
@@ -319,18 +310,4 @@ func TestStoreOpenUnknown(t *testing.T) {
 			t.Errorf("Has(%q) = true", d)
 		}
 	}
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -1,13 +1,13 @@
 package pxe
 
 import (
-	"github.com/undercloud/undercloud/event"
-	"github.com/undercloud/undercloud/images"
-
 	"errors"
 	"io/fs"
 	"net/http"
 	"time"
+
+	"github.com/undercloud/undercloud/event"
+	"github.com/undercloud/undercloud/images"
 )
 
 // chain serves /boot.ipxe: the fixed script that makes iPXE ask for its own

@@ -1,9 +1,6 @@
 package pxe
 
 import (
-	"github.com/undercloud/undercloud/event"
-	"github.com/undercloud/undercloud/images"
-
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -13,6 +10,9 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/undercloud/undercloud/event"
+	"github.com/undercloud/undercloud/images"
 )
 
 // authorized is a node request whose token was checked for its MAC and

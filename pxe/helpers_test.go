@@ -1,12 +1,8 @@
 package pxe
 
 import (
-	"crypto/rand"
-
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -53,20 +49,6 @@ func run(t *testing.T, dir string, name string, args ...string) (string, error) 
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
 	return out.String(), err
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // events collects recorded boot events.
@@ -161,11 +143,4 @@ func (m *metrics) tftpCalls() []tftpCall {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]tftpCall(nil), m.tftp...)
-}
-
-func randomBytes(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	rand.Read(b)
-	return b
 }

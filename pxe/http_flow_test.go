@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/undercloud/undercloud/event"
+	"github.com/undercloud/undercloud/testvm/testkit"
 )
 
 // A whole boot as a machine makes it, with curl: boot.ipxe, the machine's
@@ -30,12 +31,12 @@ func TestHTTPBootFlow(t *testing.T) {
 
 	for name, want := range map[string][]byte{u.kernel: e.kernel, u.initrd: e.initrd} {
 		r := curl(t, name)
-		if r.status != 200 || sha256Hex(r.body) != sha256Hex(want) {
-			t.Fatalf("GET %s: %d, sha256 %s, want 200 and %s", name, r.status, sha256Hex(r.body), sha256Hex(want))
+		if r.status != 200 || testkit.SHA256Hex(r.body) != testkit.SHA256Hex(want) {
+			t.Fatalf("GET %s: %d, sha256 %s, want 200 and %s", name, r.status, testkit.SHA256Hex(r.body), testkit.SHA256Hex(want))
 		}
 		checkHeaders(t, r, map[string]string{
 			"Cache-Control":  "public, max-age=31536000, immutable",
-			"Etag":           `"` + sha256Hex(want) + `"`,
+			"Etag":           `"` + testkit.SHA256Hex(want) + `"`,
 			"Content-Length": strconv.Itoa(len(want)),
 		})
 	}
@@ -44,7 +45,7 @@ func TestHTTPBootFlow(t *testing.T) {
 		t.Fatalf("range request: %d, %d bytes", r.status, len(r.body))
 	}
 	checkHeaders(t, r, map[string]string{"Content-Range": "bytes 1000-1999/" + strconv.Itoa(len(e.kernel)), "Content-Length": "1000"})
-	if r := curl(t, u.kernel, "-H", `If-None-Match: "`+sha256Hex(e.kernel)+`"`); r.status != 304 {
+	if r := curl(t, u.kernel, "-H", `If-None-Match: "`+testkit.SHA256Hex(e.kernel)+`"`); r.status != 304 {
 		t.Errorf("conditional request: %d, want 304", r.status)
 	}
 
@@ -54,7 +55,7 @@ func TestHTTPBootFlow(t *testing.T) {
 	}
 	checkHeaders(t, r, map[string]string{"Content-Type": "application/vnd.coreos.ignition+json", "Cache-Control": "no-store"})
 
-	body := `{"digest":"` + sha256Hex([]byte("written")) + `","files":{"/etc/hostname":"` + sha256Hex([]byte("a\n")) + `"},"hostname":"a"}`
+	body := `{"digest":"` + testkit.SHA256Hex([]byte("written")) + `","files":{"/etc/hostname":"` + testkit.SHA256Hex([]byte("a\n")) + `"},"hostname":"a"}`
 	if r := curl(t, u.booted, "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", body); r.status != 204 {
 		t.Fatalf("booted: %d\n%s", r.status, r.body)
 	}
@@ -74,7 +75,7 @@ func TestHTTPBootFlow(t *testing.T) {
 		}
 	}
 	art := e.events.wait(t, func(ev Event) bool { return ev.Kind == event.Artifact && ev.Bytes == 1000 })
-	if art.MAC != macA || art.File != sha256Hex(e.kernel) {
+	if art.MAC != macA || art.File != testkit.SHA256Hex(e.kernel) {
 		t.Errorf("artifact event = %+v", art)
 	}
 	e.events.wait(t, func(ev Event) bool { return ev.Kind == event.IPXEChain })
@@ -84,7 +85,7 @@ func TestHTTPBootFlow(t *testing.T) {
 	e.callbacks.mu.Unlock()
 	want := []BootReport{{
 		MAC: macA, Version: version1, BootID: scriptEv.BootID, IP: netip.MustParseAddr("127.0.0.1"),
-		Digest: sha256Hex([]byte("written")), Files: map[string]string{"/etc/hostname": sha256Hex([]byte("a\n"))}, Hostname: "a",
+		Digest: testkit.SHA256Hex([]byte("written")), Files: map[string]string{"/etc/hostname": testkit.SHA256Hex([]byte("a\n"))}, Hostname: "a",
 	}}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 		cmp.Comparer(func(a, b time.Time) bool { return true })); diff != "" {
@@ -201,13 +202,13 @@ func TestHTTPScriptKinds(t *testing.T) {
 
 func TestHTTPArtifactsAndFirmware(t *testing.T) {
 	e := newBootEnv(t)
-	fw := readFile(t, needIPXE(t, "undionly.kpxe"))
+	fw := testkit.ReadFile(t, needIPXE(t, "undionly.kpxe"))
 	if r := curl(t, e.srv.URL+"/firmware/undionly.kpxe"); r.status != 200 || !bytes.Equal(r.body, fw) {
 		t.Errorf("firmware: %d, %d bytes, want %d", r.status, len(r.body), len(fw))
 	}
 	for _, path := range []string{
-		"/images/sha256/" + sha256Hex([]byte("absent")),
-		"/images/sha256/" + strings.ToUpper(sha256Hex(e.kernel)),
+		"/images/sha256/" + testkit.SHA256Hex([]byte("absent")),
+		"/images/sha256/" + strings.ToUpper(testkit.SHA256Hex(e.kernel)),
 		"/images/sha256/nothex",
 		"/images/sha256/..%2F..%2Fetc%2Fpasswd",
 		"/firmware/ipxe.lkrn",
@@ -220,7 +221,7 @@ func TestHTTPArtifactsAndFirmware(t *testing.T) {
 		}
 	}
 	// With -I, curl writes the headers where the body would go.
-	r := curl(t, e.srv.URL+"/images/sha256/"+sha256Hex(e.kernel), "-I")
+	r := curl(t, e.srv.URL+"/images/sha256/"+testkit.SHA256Hex(e.kernel), "-I")
 	if r.status != 200 || r.header.Get("Content-Length") != strconv.Itoa(len(e.kernel)) {
 		t.Errorf("HEAD: %d, Content-Length %q", r.status, r.header.Get("Content-Length"))
 	}

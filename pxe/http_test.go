@@ -1,8 +1,6 @@
 package pxe
 
 import (
-	"github.com/undercloud/undercloud/images"
-
 	"bufio"
 	"context"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/undercloud/undercloud/images"
 	"github.com/undercloud/undercloud/testvm/testkit"
 )
 
@@ -97,8 +96,8 @@ type bootEnv struct {
 func newBootEnv(t *testing.T) *bootEnv {
 	t.Helper()
 	e := &bootEnv{
-		kernel:    randomBytes(t, 400<<10),
-		initrd:    randomBytes(t, 150<<10),
+		kernel:    testkit.RandomBytes(t, 400<<10),
+		initrd:    testkit.RandomBytes(t, 150<<10),
 		callbacks: &fakeCallbacks{},
 		events:    &events{},
 		metrics:   &metrics{},
@@ -108,17 +107,17 @@ func newBootEnv(t *testing.T) *bootEnv {
 	store := &images.Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	for _, b := range [][]byte{e.kernel, e.initrd} {
-		p := filepath.Join(src, sha256Hex(b))
+		p := filepath.Join(src, testkit.SHA256Hex(b))
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := store.Import(context.Background(), p, sha256Hex(b)); err != nil {
+		if err := store.Import(context.Background(), p, testkit.SHA256Hex(b)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	known := Target{
 		Kind: TargetKnown, Site: "lab", Role: "worker", Version: version1, Mode: ModeLive,
-		Kernel: sha256Hex(e.kernel), Initrd: sha256Hex(e.initrd),
+		Kernel: testkit.SHA256Hex(e.kernel), Initrd: testkit.SHA256Hex(e.initrd),
 		KernelArgs: []string{"console=ttyS0", "ignition.firstboot"},
 	}
 	a, b, inst := known, known, known
@@ -170,7 +169,7 @@ func curl(t *testing.T, url string, args ...string) response {
 	if b, err := os.ReadFile(body); err == nil {
 		r.body = b
 	}
-	tp := textproto.NewReader(bufio.NewReader(strings.NewReader(string(readFile(t, hdr)))))
+	tp := textproto.NewReader(bufio.NewReader(strings.NewReader(string(testkit.ReadFile(t, hdr)))))
 	if _, err := tp.ReadLine(); err != nil { // status line
 		t.Fatalf("curl %s: no header: %v", url, err)
 	}

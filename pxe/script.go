@@ -1,13 +1,13 @@
 package pxe
 
 import (
-	"github.com/undercloud/undercloud/images"
-
 	"embed"
 	"fmt"
 	"net/url"
 	"strings"
 	"text/template"
+
+	"github.com/undercloud/undercloud/images"
 )
 
 // TargetKind says what the server knows about a machine that asks for a

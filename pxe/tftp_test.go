@@ -16,6 +16,7 @@ import (
 	"github.com/pin/tftp/v3"
 
 	"github.com/undercloud/undercloud/event"
+	"github.com/undercloud/undercloud/testvm/testkit"
 )
 
 const testMAC = "52:54:00:00:00:01"
@@ -90,7 +91,7 @@ func tftpHPA(t *testing.T, port, verb string, args ...string) (string, error) {
 // Each real client fetches the real iPXE binary byte for byte, and each
 // transfer is recorded with the machine's MAC and the byte count.
 func TestTFTPRealClients(t *testing.T) {
-	want := readFile(t, needIPXE(t, "undionly.kpxe"))
+	want := testkit.ReadFile(t, needIPXE(t, "undionly.kpxe"))
 	ev, m := &events{}, &metrics{}
 	port := startTFTP(t, testTFTP(ev, m))
 	for _, client := range []string{"tftp-hpa", "atftp", "curl"} {
@@ -99,8 +100,8 @@ func TestTFTPRealClients(t *testing.T) {
 			if msg, err := tftpGet(t, client, port, "undionly.kpxe", out); err != nil {
 				t.Fatalf("%s get: %v\n%s", client, err, msg)
 			}
-			if got := readFile(t, out); !bytes.Equal(got, want) {
-				t.Fatalf("%s got %d bytes (sha256 %s), want %d (sha256 %s)", client, len(got), sha256Hex(got), len(want), sha256Hex(want))
+			if got := testkit.ReadFile(t, out); !bytes.Equal(got, want) {
+				t.Fatalf("%s got %d bytes (sha256 %s), want %d (sha256 %s)", client, len(got), testkit.SHA256Hex(got), len(want), testkit.SHA256Hex(want))
 			}
 		})
 	}
@@ -127,7 +128,7 @@ func TestTFTPRealClients(t *testing.T) {
 // binary comes through intact with big blocks, and tsize announces its size.
 func TestTFTPOptions(t *testing.T) {
 	path := needIPXE(t, "ipxe.efi")
-	want := readFile(t, path)
+	want := testkit.ReadFile(t, path)
 	port := startTFTP(t, testTFTP(&events{}, &metrics{}))
 
 	t.Run("atftp blksize", func(t *testing.T) {
@@ -136,7 +137,7 @@ func TestTFTPOptions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("atftp: %v\n%s", err, msg)
 		}
-		if got := readFile(t, out); !bytes.Equal(got, want) {
+		if got := testkit.ReadFile(t, out); !bytes.Equal(got, want) {
 			t.Fatalf("got %d bytes, want %d", len(got), len(want))
 		}
 		if !strings.Contains(msg, "blksize") {
@@ -211,7 +212,7 @@ func TestTFTPRefuses(t *testing.T) {
 func TestTFTPWriteRefused(t *testing.T) {
 	need(t, "tftp", "tftp-hpa")
 	dir := t.TempDir()
-	orig := readFile(t, needIPXE(t, "undionly.kpxe"))
+	orig := testkit.ReadFile(t, needIPXE(t, "undionly.kpxe"))
 	if err := os.WriteFile(filepath.Join(dir, "undionly.kpxe"), orig, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestTFTPWriteRefused(t *testing.T) {
 			t.Errorf("tftp put %s: %q does not say the server is read-only", remote, msg)
 		}
 	}
-	if got := readFile(t, filepath.Join(dir, "undionly.kpxe")); !bytes.Equal(got, orig) {
+	if got := testkit.ReadFile(t, filepath.Join(dir, "undionly.kpxe")); !bytes.Equal(got, orig) {
 		t.Fatal("a write request changed a served file")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "new.efi")); err == nil {

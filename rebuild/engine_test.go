@@ -235,30 +235,12 @@ func TestShutdownDuringBMCCall(t *testing.T) {
 func TestRunNotify(t *testing.T) {
 	f := newFixture(t, labRelease())
 	f.e.Tick = time.Hour
-	ctx, cancel := context.WithCancel(f.ctx)
-	done := make(chan error)
-	go func() { done <- f.e.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	waitFor := func(want inventory.RebuildState) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for f.rebuild("lab-w1").State != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("state %s, want %s", f.rebuild("lab-w1").State, want)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	f.runEngine()
 	if _, err := f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(inventory.RebuildBooting)
+	f.waitRebuild("lab-w1", inventory.RebuildBooting)
 	f.boot("lab-w1", newCommit)
 	f.e.Notify(macOf("lab-w1"))
-	waitFor(inventory.RebuildDone)
+	f.waitRebuild("lab-w1", inventory.RebuildDone)
 }

@@ -239,3 +239,29 @@ func (f *fixture) machineState(name string) inventory.State {
 	}
 	return m.State
 }
+
+// runEngine runs the engine's loop until the test ends.
+func (f *fixture) runEngine() {
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error)
+	go func() { done <- f.e.Run(ctx) }()
+	f.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			f.t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// waitRebuild waits, up to 5 s, until the last rebuild of machine name is
+// in state want.
+func (f *fixture) waitRebuild(name string, want inventory.RebuildState) {
+	f.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.rebuild(name).State != want {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("rebuild of %s is %s, want %s", name, f.rebuild(name).State, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,7 +1,6 @@
 package rebuild
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -36,25 +35,11 @@ func TestStepReachesEngineAfterCommit(t *testing.T) {
 			served <- time.Now()
 		}
 	}
-	ctx, cancel := context.WithCancel(f.ctx)
-	done := make(chan error)
-	go func() { done <- f.e.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	f.runEngine()
 	if _, err := f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.rebuild("lab-w1").State != inventory.RebuildBooting {
-		if time.Now().After(deadline) {
-			t.Fatalf("rebuild is %s, want booting", f.rebuild("lab-w1").State)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	f.waitRebuild("lab-w1", inventory.RebuildBooting)
 	f.clk.Advance(time.Second)
 	// Record, not RecordSync: the boot path queues its events and the
 	// writer commits them in a batch a few milliseconds later.
