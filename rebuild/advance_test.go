@@ -81,6 +81,11 @@ func TestAdvance(t *testing.T) {
 			r: inState(inventory.RebuildPowerCycling), events: []inventory.Event{ev(1, heartbeat, time.Second, oldCommit)},
 			want: inState(inventory.RebuildPowerCycling),
 		},
+		"power-cycling, requests anyone can make without a token prove nothing": {
+			r: inState(inventory.RebuildPowerCycling), events: []inventory.Event{
+				ev(1, event.IgnitionDenied, time.Second, newCommit), ev(2, event.CallbackDenied, 2*time.Second, newCommit)},
+			want: inState(inventory.RebuildPowerCycling),
+		},
 		"power-cycling, boot step since: the cycle happened": {
 			r: inState(inventory.RebuildPowerCycling), events: []inventory.Event{ev(1, discover, time.Second, "")},
 			want: with(inState(inventory.RebuildPowerCycling), func(r *inventory.Rebuild) {

@@ -136,7 +136,7 @@ func checkRollout(s *Site) Problems {
 		at("rollout.upgrade", "%q: want %s (the default: machines move only in a rebuild or a rollout) or %s",
 			r.Upgrade, UpgradeRollout, UpgradeOnReboot)
 	case r.OnReboot() && len(s.Masters()) > 0 && !r.AllowMasters:
-		at("rollout.upgrade", "%s would move the %d masters to a new version whenever they reboot, "+
+		at("rollout.upgrade", "%s would boot a new version on the site's masters (%d) whenever they reboot, "+
 			"outside the one-master-at-a-time rule that keeps etcd's quorum; set rollout.allow_masters: true to accept that",
 			r.Upgrade, len(s.Masters()))
 	}

@@ -94,6 +94,10 @@ func TestCheckReportsFileFieldAndValue(t *testing.T) {
 			`sites/s1/site.yaml:network.dns: want a list, got "10.1.0.1" (line 4)`},
 		"broadcast": {[]string{"ip: 10.1.0.11", "ip: 10.1.0.255"},
 			"sites/s1/site.yaml:machines[0].ip: 10.1.0.255 is the network or broadcast address of 10.1.0.0/24 (line 13)"},
+		"upgrade on reboot with masters": {[]string{"cluster: {name: c1, api_vip: 10.1.0.10}", "cluster: {name: c1, api_vip: 10.1.0.10}\nrollout: {upgrade: on-reboot}"},
+			"sites/s1/site.yaml:rollout.upgrade: on-reboot would boot a new version on the site's masters (1) whenever they reboot, outside the one-master-at-a-time rule that keeps etcd's quorum; set rollout.allow_masters: true to accept that (line 12)"},
+		"unknown upgrade": {[]string{"cluster: {name: c1, api_vip: 10.1.0.10}", "cluster: {name: c1, api_vip: 10.1.0.10}\nrollout: {upgrade: always}"},
+			`sites/s1/site.yaml:rollout.upgrade: "always": want rollout (the default: machines move only in a rebuild or a rollout) or on-reboot (line 12)`},
 		"not yaml": {[]string{"image: node", "image: [node"},
 			"sites/s1/site.yaml: not valid YAML: line 9: did not find expected ',' or ']'"},
 	}
@@ -109,6 +113,19 @@ func TestCheckReportsFileFieldAndValue(t *testing.T) {
 			}
 			t.Fatalf("want problem\n  %s\ngot\n  %s", tc.want, strings.Join(got, "\n  "))
 		})
+	}
+}
+
+// upgrade: on-reboot is accepted for a site with masters only when it says
+// so, and for a site without masters as it is.
+func TestCheckUpgradeOnReboot(t *testing.T) {
+	allowed := baseFiles("cluster: {name: c1, api_vip: 10.1.0.10}", "cluster: {name: c1, api_vip: 10.1.0.10}\nrollout: {upgrade: on-reboot, allow_masters: true}")
+	if ps := check(t, allowed); len(ps) > 0 {
+		t.Errorf("on-reboot with allow_masters rejected:\n%v", ps)
+	}
+	workers := baseFiles("role: master", "role: worker", "cluster: {name: c1, api_vip: 10.1.0.10}", "cluster: {name: c1, api_vip: 10.1.0.10}\nrollout: {upgrade: on-reboot}")
+	if ps := check(t, workers); len(ps) > 0 {
+		t.Errorf("on-reboot for a site without masters rejected:\n%v", ps)
 	}
 }
 
