@@ -39,6 +39,20 @@ type Repo struct {
 	mu     sync.Mutex
 	repo   *git.Repository
 	status FetchStatus
+	local  bool // opened in place by OpenLocal: never fetched
+}
+
+// OpenLocal opens the repository at path (a working tree or a bare
+// repository) in place, read-only, for `undercloud validate` and `render`
+// in a site repo's CI: refs resolve as git resolves them there -- HEAD, a
+// detached commit on no branch, HEAD~1 -- which a mirror of the branches
+// and tags cannot do. Fetch does nothing on it.
+func OpenLocal(path string) (*Repo, error) {
+	repo, err := git.PlainOpenWithOptions(path, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return nil, fmt.Errorf("open site repo %s: %w", path, err)
+	}
+	return &Repo{URL: path, Dir: path, repo: repo, local: true}, nil
 }
 
 // FetchStatus says how fresh the local mirror is.
@@ -77,6 +91,9 @@ func (r *Repo) Status() FetchStatus {
 func (r *Repo) Fetch(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.local {
+		return nil
+	}
 	timeout := r.Timeout
 	if timeout == 0 {
 		timeout = time.Minute
@@ -174,8 +191,9 @@ func (r *Repo) mirror() (*git.Repository, error) {
 	return r.repo, nil
 }
 
-// Resolve turns a ref (tag, branch or commit hash, full or abbreviated) into
-// a Version.
+// Resolve turns a ref (tag, branch or commit hash, full or abbreviated, or
+// a revision such as v2^ or main~3; in a repo opened with OpenLocal also
+// HEAD and HEAD~1) into a Version.
 func (r *Repo) Resolve(ref string) (Version, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

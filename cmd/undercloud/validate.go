@@ -28,10 +28,15 @@ func (f *repoFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.artifactRoot, "artifact-root", os.Getenv("UNDERCLOUD_ARTIFACT_ROOT"), "directory that relative artifact paths are resolved against (env UNDERCLOUD_ARTIFACT_ROOT)")
 }
 
-// openRepo fetches the site repo into a temporary mirror.
+// openRepo opens a local site repo in place (so --ref HEAD means what git
+// means there), or fetches a remote one into a temporary mirror.
 func openRepo(ctx context.Context, url string) (*sites.Repo, func(), error) {
 	if url == "" {
 		return nil, nil, usageError("--repo is required")
+	}
+	if st, err := os.Stat(url); err == nil && st.IsDir() {
+		r, err := sites.OpenLocal(url)
+		return r, func() {}, err
 	}
 	dir, err := os.MkdirTemp("", "undercloud-repo-")
 	if err != nil {

@@ -79,6 +79,17 @@ func TestValidateAcceptsExampleRepo(t *testing.T) {
 	}
 }
 
+// The README's CI example: a site repo validates what it has checked out.
+func TestValidateHEAD(t *testing.T) {
+	ex := exampleRepo(t)
+	for _, ref := range []string{"HEAD", "HEAD~1"} {
+		out, code := runCLI("validate", "--repo", ex.Dir, "--ref", ref)
+		if code != 0 || !strings.Contains(out, "ok lab at") {
+			t.Errorf("validate --ref %s: exit %d:\n%s", ref, code, out)
+		}
+	}
+}
+
 func TestValidateRejectsWithPreciseMessages(t *testing.T) {
 	ex := exampleRepo(t)
 	const lab, second = "sites/lab/site.yaml", "sites/second/site.yaml"
