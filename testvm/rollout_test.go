@@ -175,6 +175,10 @@ func TestRebuildAndRollouts(t *testing.T) {
 			t.Fatalf("rollout --select: %v\n%s", err, out)
 		}
 		f.waitBooted("lab-w1", v2, 1)
+		// --wait shows each machine's progress as its state changes.
+		if steps := strings.Count(out, " lab-w1: "); steps < 2 || !strings.Contains(out, " lab-w1: done") {
+			t.Errorf("rollout --wait printed %d progress lines for lab-w1, want its states up to done:\n%s", steps, out)
+		}
 		for _, name := range []string{"lab-m1", "lab-w2"} {
 			if n := f.vms[name].Console.Count(testvm.MarkBootedPosted + v2); n != 0 {
 				t.Errorf("%s, not selected, booted v2s %d times", name, n)

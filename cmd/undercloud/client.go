@@ -338,13 +338,14 @@ Flags:
 			return ctx.Err()
 		case <-time.After(2 * time.Second):
 		}
-		prev := ro
-		if err := c.do(ctx, http.MethodGet, path, &ro); err != nil {
+		// A fresh value each time: decoding into ro would reuse its
+		// Machines array, and prev would change with it.
+		var next web.RolloutView
+		if err := c.do(ctx, http.MethodGet, path, &next); err != nil {
 			return err
 		}
-		if !sameProgress(prev, ro) {
-			printRollout(stdout, ro)
-		}
+		printProgress(stdout, ro, next)
+		ro = next
 	}
 	if ro.State != "done" {
 		return exitError{code: 1, msg: fmt.Sprintf("rollout %d %s: %s", ro.ID, ro.State, ro.Reason)}
@@ -383,16 +384,23 @@ func printRollout(w io.Writer, ro web.RolloutView) {
 	tw.Flush()
 }
 
-func sameProgress(a, b web.RolloutView) bool {
-	if a.State != b.State || len(a.Machines) != len(b.Machines) {
-		return false
+// printProgress prints what changed from prev to cur: the rollout's state
+// line when its state, failures or reason changed, and one line per machine
+// whose state or reason changed.
+func printProgress(w io.Writer, prev, cur web.RolloutView) {
+	if cur.State != prev.State || cur.Failures != prev.Failures || cur.Reason != prev.Reason {
+		fmt.Fprintf(w, "%s: %s, %d failure(s) %s\n", cur.Title(), cur.State, cur.Failures, cur.Reason)
 	}
-	for i := range a.Machines {
-		if a.Machines[i].State != b.Machines[i].State {
-			return false
+	was := map[string]web.RolloutMachine{}
+	for _, m := range prev.Machines {
+		was[m.Name] = m
+	}
+	for _, m := range cur.Machines {
+		if p, ok := was[m.Name]; ok && p.State == m.State && p.Reason == m.Reason {
+			continue
 		}
+		fmt.Fprintf(w, "  %s %s: %s %s\n", time.Now().Format("15:04:05"), m.Name, m.State, m.Reason)
 	}
-	return true
 }
 
 // reorder moves flags (with their values) after positional arguments to the
