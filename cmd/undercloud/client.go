@@ -131,7 +131,13 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(w, "site %s\tbinding %s\tactive %s\t%d machines, %d outdated\tbootstrapped: %v\n",
 			s.Name, s.Binding, versionLabel(s.Active), s.Total, s.Outdated, s.Bootstrapped)
 		if s.Pending != nil {
-			fmt.Fprintf(w, "  pending %s\t%s\n", s.Pending.Label, strings.Join(s.Problems, "; "))
+			// The API's words: a bound version the gate refused is
+			// rejected; one it has not decided on yet is pending.
+			state := "pending"
+			if len(s.Problems) > 0 {
+				state = "rejected"
+			}
+			fmt.Fprintf(w, "  %s %s\t%s\n", state, s.Pending.Label, strings.Join(s.Problems, "; "))
 		}
 		if s.Error != "" {
 			fmt.Fprintf(w, "  error\t%s\n", s.Error)
