@@ -21,9 +21,9 @@ var _ sites.ArtifactChecker = (*Store)(nil)
 // a site repo's CI, without room for every image.
 func (s *Store) CheckArtifact(ctx context.Context, a sites.Artifact) error {
 	if s.Dir == "" {
-		return s.Verify(ctx, a.Source(), a.SHA256)
+		return s.Verify(ctx, a)
 	}
-	return s.Import(ctx, a.Source(), a.SHA256)
+	return s.Import(ctx, a)
 }
 
 // IsDigest reports whether s is a sha256 digest as the store names

@@ -10,11 +10,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
+	"time"
+
+	"github.com/undercloud/undercloud/sites"
 )
 
 // Store is the content-addressed image store: every artifact lives at
@@ -23,14 +24,24 @@ import (
 // sharing Dir. The zero value needs only Dir.
 type Store struct {
 	Dir string // root of the store
-	// ArtifactRoot is the directory relative artifact paths of the image
-	// catalog are read from; empty refuses relative paths.
+	// ArtifactRoot is the only directory local sources are read from:
+	// relative paths are resolved against it, absolute paths and file://
+	// URLs must lie inside it, and symbolic links must not lead out of it.
+	// Empty refuses every local source: the server reads nothing of its own
+	// file system because a site repo asked.
 	ArtifactRoot string
-	Client       *http.Client // for http(s) sources; nil means http.DefaultClient (bounded by ctx)
-	Log          *slog.Logger // nil means discard
+	// MaxBytes caps an artifact whose catalog entry gives no size; 0 means
+	// DefaultMaxBytes.
+	MaxBytes int64
+	// IdleTimeout abandons an http(s) source that sends nothing for this
+	// long; 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	Client      *http.Client // for http(s) sources; nil means NewClient()
+	Log         *slog.Logger // nil means discard
 
-	mu    sync.Mutex
-	locks map[string]chan struct{} // one per digest being imported
+	mu      sync.Mutex
+	locks   map[string]chan struct{} // one per digest being imported
+	touched map[string]time.Time     // digest -> last import, check or open; Collect spares these
 }
 
 // Has reports whether the artifact with digest is in the store.
@@ -48,6 +59,7 @@ func (s *Store) Open(digest string) (*os.File, error) {
 	if !IsDigest(digest) {
 		return nil, fmt.Errorf("open artifact %q: not a sha256 digest: %w", printable(digest), fs.ErrNotExist)
 	}
+	s.touch(digest)
 	f, err := os.Open(s.path(digest))
 	if err != nil {
 		return nil, fmt.Errorf("open artifact sha256:%s: %w", digest, err)
@@ -57,19 +69,47 @@ func (s *Store) Open(digest string) (*os.File, error) {
 
 func (s *Store) path(digest string) string { return filepath.Join(s.Dir, "sha256", digest) }
 
-// Import makes the artifact with digest available, fetched from source: an
-// absolute path, a path relative to ArtifactRoot, a file:// URL or an
-// http(s):// URL. An artifact already present is not fetched again. The
-// content is streamed to a temporary file in Dir while being hashed, and
-// only a verified, synced file is linked to its final name; on any error
-// nothing is left behind.
-func (s *Store) Import(ctx context.Context, source, digest string) error {
+// touch records that digest is in use now, so Collect leaves it alone.
+func (s *Store) touch(digest string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.touched == nil {
+		s.touched = map[string]time.Time{}
+	}
+	s.touched[digest] = time.Now()
+}
+
+// limit is the most bytes a's source may have.
+func (s *Store) limit(a sites.Artifact) int64 {
+	switch {
+	case a.Size > 0:
+		return a.Size
+	case s.MaxBytes > 0:
+		return s.MaxBytes
+	}
+	return DefaultMaxBytes
+}
+
+// Import makes artifact a available, fetched from its source: a path inside
+// ArtifactRoot (relative to it or absolute), a file:// URL inside it, or an
+// http(s):// URL. An artifact already present is not fetched again, but its
+// source must still be one the store may read. The content is streamed to
+// a temporary file in Dir while being hashed, and only a verified, synced
+// file is linked to its final name; on any error nothing is left behind.
+func (s *Store) Import(ctx context.Context, a sites.Artifact) error {
+	source, digest := a.Source(), a.SHA256
 	if !IsDigest(digest) {
-		return fmt.Errorf("import %s: %q is not a sha256 digest (64 lower-case hex digits)", redact(source), digest)
+		return fmt.Errorf("import %s: %q is not a sha256 digest (64 lower-case hex digits)", redact(source), printable(digest))
 	}
 	if s.Dir == "" {
 		return fmt.Errorf("import sha256:%s: the store has no directory", digest)
 	}
+	if err := s.checkSource(source); err != nil {
+		return fmt.Errorf("import sha256:%s from %s: %w", digest, redact(source), err)
+	}
+	// Touched before looking, so a Collect either sees the mark or has
+	// removed the file before Has looks (see Collect).
+	s.touch(digest)
 	if s.Has(digest) {
 		return nil
 	}
@@ -81,7 +121,7 @@ func (s *Store) Import(ctx context.Context, source, digest string) error {
 	if s.Has(digest) { // imported while we waited
 		return nil
 	}
-	n, err := s.fetch(ctx, source, digest)
+	n, err := s.fetch(ctx, source, digest, s.limit(a))
 	if err != nil {
 		return fmt.Errorf("import sha256:%s from %s: %w", digest, redact(source), err)
 	}
@@ -92,11 +132,12 @@ func (s *Store) Import(ctx context.Context, source, digest string) error {
 // Verify reads source through to its end and checks its digest, storing
 // nothing: what a site repo's CI needs to catch a wrong digest without room
 // for every image.
-func (s *Store) Verify(ctx context.Context, source, digest string) error {
-	src, err := s.openSource(ctx, source)
+func (s *Store) Verify(ctx context.Context, a sites.Artifact) error {
+	source, digest := a.Source(), a.SHA256
+	src, err := s.open(ctx, source, s.limit(a))
 	if err == nil {
 		defer src.Close()
-		_, err = copyVerified(ctx, io.Discard, src, digest)
+		_, err = copyVerified(ctx, io.Discard, src, digest, s.limit(a))
 	}
 	if err != nil {
 		return fmt.Errorf("verify sha256:%s of %s: %w", digest, redact(source), err)
@@ -104,16 +145,35 @@ func (s *Store) Verify(ctx context.Context, source, digest string) error {
 	return nil
 }
 
-// copyVerified copies src to dst while hashing it and fails when the content
-// is not the one named by digest.
-func copyVerified(ctx context.Context, dst io.Writer, src io.Reader, digest string) (int64, error) {
+// open opens source and refuses it at once when its length is known and
+// over limit.
+func (s *Store) open(ctx context.Context, source string, limit int64) (io.ReadCloser, error) {
+	src, n, err := s.openSource(ctx, source, limit)
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		src.Close()
+		return nil, tooLong(n, limit)
+	}
+	return src, nil
+}
+
+// copyVerified copies src to dst while hashing it, reading at most limit
+// bytes, and fails when the content is not the one named by digest. The
+// error names the expected digest only: the digest of what was read would
+// tell whoever reads the gate's problems what a file holds.
+func copyVerified(ctx context.Context, dst io.Writer, src io.Reader, digest string, limit int64) (int64, error) {
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(dst, h), ctxReader{ctx, src})
+	n, err := io.Copy(io.MultiWriter(dst, h), io.LimitReader(ctxReader{ctx, src}, limit+1))
 	if err != nil {
 		return n, fmt.Errorf("read: %w", err)
 	}
+	if n > limit {
+		return n, fmt.Errorf("longer than %d bytes, the limit (the artifact's size, or --artifact-max-bytes)", limit)
+	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
-		return n, fmt.Errorf("digest mismatch: expected sha256:%s, got sha256:%s (%d bytes)", digest, got, n)
+		return n, fmt.Errorf("digest mismatch: the %d bytes read are not sha256:%s", n, digest)
 	}
 	return n, nil
 }
@@ -148,8 +208,8 @@ func (s *Store) lock(ctx context.Context, digest string) (func(), error) {
 }
 
 // fetch copies source into the store under digest and returns its size.
-func (s *Store) fetch(ctx context.Context, source, digest string) (int64, error) {
-	src, err := s.openSource(ctx, source)
+func (s *Store) fetch(ctx context.Context, source, digest string, limit int64) (int64, error) {
+	src, err := s.open(ctx, source, limit)
 	if err != nil {
 		return 0, err
 	}
@@ -164,7 +224,7 @@ func (s *Store) fetch(ctx context.Context, source, digest string) (int64, error)
 	}
 	defer os.Remove(tmp.Name()) // after the link, or on failure
 	defer tmp.Close()
-	n, err := copyVerified(ctx, tmp, src, digest)
+	n, err := copyVerified(ctx, tmp, src, digest, limit)
 	if err != nil {
 		return n, err
 	}
@@ -188,74 +248,6 @@ func (s *Store) fetch(ctx context.Context, source, digest string) (int64, error)
 	return n, nil
 }
 
-// openSource opens what an image catalog entry points at.
-func (s *Store) openSource(ctx context.Context, source string) (io.ReadCloser, error) {
-	switch {
-	case strings.HasPrefix(source, "http://") || strings.HasPrefix(source, "https://"):
-		return s.get(ctx, source)
-	case strings.HasPrefix(source, "file://"):
-		u, err := url.Parse(source)
-		if err != nil {
-			return nil, fmt.Errorf("parse URL: %w", err)
-		}
-		if (u.Host != "" && u.Host != "localhost") || u.Path == "" {
-			return nil, errors.New("a file:// URL names a local absolute path (file:///path)")
-		}
-		return os.Open(u.Path)
-	case filepath.IsAbs(source):
-		return os.Open(source)
-	case strings.Contains(source, "://"):
-		return nil, errors.New("unsupported URL scheme: want http, https or file")
-	case source == "":
-		return nil, errors.New("no source")
-	}
-	if s.ArtifactRoot == "" {
-		return nil, errors.New("relative path, but no artifact root is configured")
-	}
-	if !filepath.IsLocal(source) {
-		return nil, errors.New("relative path leaves the artifact root")
-	}
-	return os.Open(filepath.Join(s.ArtifactRoot, source))
-}
-
-func (s *Store) get(ctx context.Context, source string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, source, nil)
-	if err != nil {
-		return nil, fmt.Errorf("bad URL: %w", err)
-	}
-	client := s.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // the caller already names the (redacted) source
-		}
-		return nil, fmt.Errorf("GET: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("GET: %s", resp.Status)
-	}
-	return resp.Body, nil
-}
-
-// ctxReader stops a copy when ctx ends, for sources (files) that do not
-// watch it themselves.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // syncDir makes a new directory entry durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -267,12 +259,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync store directory: %w", err)
 	}
 	return nil
-}
-
-// redact hides the password of a URL source in errors and logs.
-func redact(source string) string {
-	if u, err := url.Parse(source); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return source
 }

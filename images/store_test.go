@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/undercloud/undercloud/sites"
 	"github.com/undercloud/undercloud/testvm/testkit"
 )
 
@@ -41,6 +42,15 @@ func storeFiles(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// artifact is a catalog entry for source: a url when it has a scheme, else
+// a path.
+func artifact(source, digest string) sites.Artifact {
+	if strings.Contains(source, "://") {
+		return sites.Artifact{URL: source, SHA256: digest}
+	}
+	return sites.Artifact{Path: source, SHA256: digest}
 }
 
 func checkStored(t *testing.T, s *Store, digest string, want []byte) {
@@ -90,7 +100,7 @@ func TestStoreImportSources(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := &Store{Dir: t.TempDir(), ArtifactRoot: root}
-			if err := s.Import(context.Background(), source, digest); err != nil {
+			if err := s.Import(context.Background(), artifact(source, digest)); err != nil {
 				t.Fatal(err)
 			}
 			checkStored(t, s, digest, data)
@@ -127,15 +137,15 @@ func TestStoreImportRefuses(t *testing.T) {
 		root           string
 		wantIn         []string // the error names these
 	}{
-		"wrong digest":         {path, wrong, root, []string{"expected sha256:" + wrong, "got sha256:" + testkit.SHA256Hex(data), path}},
-		"wrong digest by URL":  {"file://" + path, wrong, root, []string{"expected sha256:" + wrong, "file://" + path}},
+		"wrong digest":         {path, wrong, root, []string{"not sha256:" + wrong, "15 bytes", path}},
+		"wrong digest by URL":  {"file://" + path, wrong, root, []string{"not sha256:" + wrong, "file://" + path}},
 		"not a digest":         {path, "abc", root, []string{"abc"}},
 		"upper-case digest":    {path, strings.ToUpper(testkit.SHA256Hex(data)), root, []string{"not a sha256 digest"}},
 		"missing file":         {filepath.Join(root, "nope"), testkit.SHA256Hex(data), root, []string{filepath.Join(root, "nope")}},
 		"unreachable URL":      {closed, testkit.SHA256Hex(data), root, []string{closed, "refused"}},
 		"HTTP 404":             {web.URL + "/kernel", testkit.SHA256Hex(data), root, []string{web.URL + "/kernel", "404"}},
 		"relative, no root":    {"kernel", testkit.SHA256Hex(data), "", []string{"no artifact root"}},
-		"relative, escaping":   {"../kernel", testkit.SHA256Hex(data), root, []string{"leaves the artifact root"}},
+		"relative, escaping":   {"../kernel", testkit.SHA256Hex(data), root, []string{"outside the artifact root"}},
 		"other scheme":         {"ftp://x/kernel", testkit.SHA256Hex(data), root, []string{"ftp://x/kernel", "scheme"}},
 		"file URL with a host": {"file://server/kernel", testkit.SHA256Hex(data), root, []string{"file://server/kernel"}},
 		"password hidden":      {"http://user:secret@" + ln.Addr().String() + "/k", testkit.SHA256Hex(data), root, []string{"user:xxxxx@"}},
@@ -143,7 +153,7 @@ func TestStoreImportRefuses(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			s := &Store{Dir: t.TempDir(), ArtifactRoot: tc.root}
-			err := s.Import(context.Background(), tc.source, tc.digest)
+			err := s.Import(context.Background(), artifact(tc.source, tc.digest))
 			if err == nil {
 				t.Fatal("Import succeeded")
 			}
@@ -154,6 +164,9 @@ func TestStoreImportRefuses(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "secret") {
 				t.Errorf("error %q shows a password", err)
+			}
+			if strings.Contains(err.Error(), testkit.SHA256Hex(data)) && tc.digest != testkit.SHA256Hex(data) {
+				t.Errorf("error %q shows the digest of the file read", err)
 			}
 			if files := storeFiles(t, s.Dir); len(files) != 0 {
 				t.Errorf("a failed import left %v", files)
@@ -177,7 +190,7 @@ func TestStoreNeverRewrites(t *testing.T) {
 	}))
 	defer web.Close()
 	s := &Store{Dir: t.TempDir()}
-	if err := s.Import(context.Background(), web.URL, digest); err != nil {
+	if err := s.Import(context.Background(), artifact(web.URL, digest)); err != nil {
 		t.Fatal(err)
 	}
 	final := filepath.Join(s.Dir, "sha256", digest)
@@ -189,11 +202,11 @@ func TestStoreNeverRewrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := os.Stat(final)
-	if err := s.Import(context.Background(), web.URL, digest); err != nil {
+	if err := s.Import(context.Background(), artifact(web.URL, digest)); err != nil {
 		t.Fatal(err)
 	}
 	// A second store on the same directory (another process) behaves alike.
-	if err := (&Store{Dir: s.Dir}).Import(context.Background(), web.URL, digest); err != nil {
+	if err := (&Store{Dir: s.Dir}).Import(context.Background(), artifact(web.URL, digest)); err != nil {
 		t.Fatal(err)
 	}
 	if n := hits.Load(); n != 1 {
@@ -224,7 +237,7 @@ func TestStoreConcurrentImports(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.Import(context.Background(), web.URL+"/kernel", digest)
+			errs[i] = s.Import(context.Background(), artifact(web.URL+"/kernel", digest))
 		}()
 	}
 	wg.Wait()
@@ -245,7 +258,8 @@ func TestStoreConcurrentImports(t *testing.T) {
 // Separate stores on one directory (separate processes) racing on one digest
 // all succeed, thanks to link(2) refusing to replace.
 func TestStoreConcurrentStores(t *testing.T) {
-	src := filepath.Join(t.TempDir(), "kernel")
+	root := t.TempDir()
+	src := filepath.Join(root, "kernel")
 	data := testkit.RandomBytes(t, 256<<10)
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
@@ -257,7 +271,7 @@ func TestStoreConcurrentStores(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = (&Store{Dir: dir}).Import(context.Background(), src, testkit.SHA256Hex(data))
+			errs[i] = (&Store{Dir: dir, ArtifactRoot: root}).Import(context.Background(), artifact(src, testkit.SHA256Hex(data)))
 		}()
 	}
 	wg.Wait()
@@ -288,7 +302,7 @@ func TestStoreImportTimeout(t *testing.T) {
 	s := &Store{Dir: t.TempDir()}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err := s.Import(ctx, web.URL, testkit.SHA256Hex([]byte("whole")))
+	err := s.Import(ctx, artifact(web.URL, testkit.SHA256Hex([]byte("whole"))))
 	if err == nil || !strings.Contains(err.Error(), web.URL) {
 		t.Fatalf("Import = %v, want an error naming the source", err)
 	}
@@ -298,7 +312,7 @@ func TestStoreImportTimeout(t *testing.T) {
 }
 
 func TestStoreOpenUnknown(t *testing.T) {
-	if err := (&Store{}).Import(context.Background(), "/etc/hostname", testkit.SHA256Hex(nil)); err == nil {
+	if err := (&Store{}).Import(context.Background(), artifact("/etc/hostname", testkit.SHA256Hex(nil))); err == nil {
 		t.Error("a store without a directory imported")
 	}
 	s := &Store{Dir: t.TempDir()}

@@ -263,6 +263,11 @@ func checkImage(im *Image) Problems {
 			at(f+".url", "%q: want an http://, https:// or file:// URL", a.URL)
 		case a.Path != "" && strings.Contains("/"+a.Path+"/", "/../"):
 			at(f+".path", "%q must not contain ..", a.Path)
+		case a.Path != "" && strings.Contains(a.Path, "://"):
+			at(f+".path", "%q is a URL: give it as url", a.Path)
+		}
+		if a.Size < 0 {
+			at(f+".size", "%d: want the artifact's length in bytes", a.Size)
 		}
 		if a.SHA256 != "" && !sha256RE.MatchString(a.SHA256) {
 			at(f+".sha256", "%q is not a sha256 digest (64 lower-case hex digits)", a.SHA256)

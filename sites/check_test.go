@@ -158,6 +158,7 @@ func TestImageChecks(t *testing.T) {
 		"both":    {"{path: /srv/k,", "{path: /srv/k, url: http://x/k,", "images/node.yaml:artifacts.kernel: give a path or a url, not both (line 4)"},
 		"dotdot":  {"path: /srv/k", "path: ../../etc/shadow", `images/node.yaml:artifacts.kernel.path: "../../etc/shadow" must not contain .. (line 4)`},
 		"scheme":  {"url: http://mirror.example/initrd", "url: ftp://mirror.example/initrd", `images/node.yaml:artifacts.initrd.url: "ftp://mirror.example/initrd": want an http://, https:// or file:// URL (line 5)`},
+		"size":    {"{path: /srv/k,", "{path: /srv/k, size: -1,", "images/node.yaml:artifacts.kernel.size: -1: want the artifact's length in bytes (line 4)"},
 		"missing": {"  initrd: {url: http://mirror.example/initrd, sha256: 1111111111111111111111111111111111111111111111111111111111111111}\n", "", "images/node.yaml:artifacts.initrd: required field is missing or empty (line 4)"},
 	}
 	for name, tc := range tests {

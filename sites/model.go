@@ -341,11 +341,15 @@ type NamedArtifact struct {
 // Artifact is one boot file, named by content: where to get it and the
 // sha256 it must have. The digest is what makes an image immutable.
 type Artifact struct {
-	// Path is a file on the site server: absolute, or relative to the
-	// server's artifact directory.
+	// Path is a file on the site server inside its artifact root
+	// (--artifact-root): relative to it, or absolute.
 	Path   string `yaml:"path"`
 	URL    string `yaml:"url"` // http(s):// or file://
 	SHA256 string `yaml:"sha256,required"`
+	// Size, when set, is the artifact's length in bytes: a source that
+	// sends more is refused without reading on. Unset, the server's own
+	// limit (--artifact-max-bytes) applies.
+	Size int64 `yaml:"size"`
 }
 
 // Source returns where the artifact is fetched from: its URL or its path.

@@ -5,11 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"slices"
 	"sort"
-	"time"
 
 	"github.com/undercloud/undercloud/ignition"
 	"github.com/undercloud/undercloud/images"
@@ -25,7 +23,7 @@ func (f *repoFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.repo, "repo", os.Getenv("UNDERCLOUD_REPO"), "site repo: a local path, file://, http(s):// or ssh:// URL (env UNDERCLOUD_REPO)")
 	fs.StringVar(&f.ref, "ref", "", "check the sites as they are at this tag, branch or commit, instead of at their bindings")
 	fs.StringVar(&f.branch, "branch", "main", "branch holding bindings.yaml")
-	fs.StringVar(&f.artifactRoot, "artifact-root", os.Getenv("UNDERCLOUD_ARTIFACT_ROOT"), "directory that relative artifact paths are resolved against (env UNDERCLOUD_ARTIFACT_ROOT)")
+	fs.StringVar(&f.artifactRoot, "artifact-root", os.Getenv("UNDERCLOUD_ARTIFACT_ROOT"), "the only directory local artifacts are read from, as serve's --artifact-root: relative paths are resolved against it, absolute paths and file:// URLs must lie inside it; unset, local artifacts are refused (env UNDERCLOUD_ARTIFACT_ROOT)")
 }
 
 // openRepo opens a local site repo in place (so --ref HEAD means what git
@@ -181,7 +179,7 @@ func checked(ctx context.Context, f repoFlags) ([]candidate, sites.Problems, err
 // names, when it is set), with the other candidates as the other sites for
 // the cross-site checks: each conflict is reported once, on the later site.
 func checkCandidates(ctx context.Context, cands []candidate, f repoFlags) sites.Problems {
-	gate := sites.Gate{Renderer: ignition.Renderer{}, Artifacts: &images.Store{ArtifactRoot: f.artifactRoot, Client: &http.Client{Timeout: 30 * time.Minute}}}
+	gate := sites.Gate{Renderer: ignition.Renderer{}, Artifacts: &images.Store{ArtifactRoot: f.artifactRoot}}
 	var ps sites.Problems
 	for i, c := range cands {
 		if f.site != "" && c.site != f.site {

@@ -68,7 +68,7 @@ func runCLI(args ...string) (stdout string, code int) {
 
 func TestValidateAcceptsExampleRepo(t *testing.T) {
 	ex := exampleRepo(t)
-	out, code := runCLI("validate", "--repo", ex.Dir)
+	out, code := runCLI("validate", "--repo", ex.Dir, "--artifact-root", ex.ArtifactRoot)
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
@@ -83,7 +83,7 @@ func TestValidateAcceptsExampleRepo(t *testing.T) {
 func TestValidateHEAD(t *testing.T) {
 	ex := exampleRepo(t)
 	for _, ref := range []string{"HEAD", "HEAD~1"} {
-		out, code := runCLI("validate", "--repo", ex.Dir, "--ref", ref)
+		out, code := runCLI("validate", "--repo", ex.Dir, "--artifact-root", ex.ArtifactRoot, "--ref", ref)
 		if code != 0 || !strings.Contains(out, "ok lab at") {
 			t.Errorf("validate --ref %s: exit %d:\n%s", ref, code, out)
 		}
@@ -130,7 +130,7 @@ func TestValidateRejectsWithPreciseMessages(t *testing.T) {
 				ref = "case-" + strings.ReplaceAll(name, " ", "-")
 				branch(t, ex, ref, tc.edits)
 			}
-			out, code := runCLI("validate", "--repo", ex.Dir, "--ref", ref)
+			out, code := runCLI("validate", "--repo", ex.Dir, "--artifact-root", ex.ArtifactRoot, "--ref", ref)
 			if code != 1 {
 				t.Fatalf("exit %d, want 1:\n%s", code, out)
 			}
@@ -147,7 +147,7 @@ func TestValidateRejectsWithPreciseMessages(t *testing.T) {
 }
 
 // A wrong digest (well-formed, but not the file's) is caught by hashing the
-// artifact, with both digests in the message.
+// artifact; the message names the expected digest only, never the file's.
 func TestValidateWrongDigestOfRealFile(t *testing.T) {
 	ex := exampleRepo(t)
 	cat, err := ex.File("images/testnode.yaml")
@@ -158,11 +158,38 @@ func TestValidateWrongDigestOfRealFile(t *testing.T) {
 	real := string(cat[i : i+64])
 	wrong := strings.Repeat("ab", 32)
 	branch(t, ex, "bad-digest", map[string][2]string{"images/testnode.yaml": {real, wrong}})
-	out, code := runCLI("validate", "--repo", ex.Dir, "--ref", "bad-digest")
-	want := "images/testnode.yaml:artifacts.kernel: verify sha256:" + wrong + " of " + filepath.Join(filepath.Dir(ex.Dir), "repo-artifacts", "vmlinuz") +
-		": digest mismatch: expected sha256:" + wrong + ", got sha256:" + real
+	out, code := runCLI("validate", "--repo", ex.Dir, "--artifact-root", ex.ArtifactRoot, "--ref", "bad-digest")
+	want := "images/testnode.yaml:artifacts.kernel: verify sha256:" + wrong + " of vmlinuz: digest mismatch: the "
 	if code != 1 || !strings.Contains(out, want) {
 		t.Fatalf("exit %d, want 1 and\n  %s\ngot\n%s", code, want, out)
+	}
+	if strings.Contains(out, real) {
+		t.Errorf("the output shows the file's digest:\n%s", out)
+	}
+}
+
+// Local artifacts are read from the artifact root only: without one, and
+// for a path outside it, validate fails naming the artifact.
+func TestValidateConfinesArtifacts(t *testing.T) {
+	ex := exampleRepo(t)
+	outside := filepath.Join(t.TempDir(), "secrets.yaml")
+	if err := os.WriteFile(outside, []byte("token: hunter2hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	branch(t, ex, "outside", map[string][2]string{"images/testnode.yaml": {"path: vmlinuz", "path: " + outside}})
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"no artifact root": {[]string{"--ref", "v1"}, "images/testnode.yaml:artifacts.kernel: verify sha256:"},
+		"outside the root": {[]string{"--ref", "outside", "--artifact-root", ex.ArtifactRoot}, "of " + outside + ": outside the artifact root"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, code := runCLI(append([]string{"validate", "--repo", ex.Dir}, tc.args...)...)
+			if code != 1 || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, want 1 and %q in\n%s", code, tc.want, out)
+			}
+		})
 	}
 }
 
@@ -178,8 +205,8 @@ func TestRenderPassesIgnitionValidate(t *testing.T) {
 	ex := exampleRepo(t)
 	for _, m := range []string{"lab-m1", "lab-w1", "lab-w2"} {
 		for _, boot := range []string{"false", "true"} {
-			cmd := exec.Command("bash", "-c", `set -o pipefail; "$0" render --repo "$1" --site lab --machine "$2" --bootstrapped="$3" | "$4" -`,
-				bin, ex.Dir, m, boot, validator)
+			cmd := exec.Command("bash", "-c", `set -o pipefail; "$0" render --repo "$1" --artifact-root "$5" --site lab --machine "$2" --bootstrapped="$3" | "$4" -`,
+				bin, ex.Dir, m, boot, validator, ex.ArtifactRoot)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("render %s (bootstrapped=%s) | ignition-validate -: %v\n%s", m, boot, err, out)
@@ -213,13 +240,13 @@ func undercloudBinary(t *testing.T) string {
 func TestValidateOneSite(t *testing.T) {
 	ex := exampleRepo(t)
 	branch(t, ex, "second-broken", map[string][2]string{"sites/second/site.yaml": {"image: testnode", "image: nope"}})
-	if out, code := runCLI("validate", "--repo", ex.Dir, "--ref", "second-broken", "--site", "lab"); code != 0 || !strings.Contains(out, "ok lab at") || strings.Contains(out, "second") {
+	if out, code := runCLI("validate", "--repo", ex.Dir, "--artifact-root", ex.ArtifactRoot, "--ref", "second-broken", "--site", "lab"); code != 0 || !strings.Contains(out, "ok lab at") || strings.Contains(out, "second") {
 		t.Fatalf("--site lab: exit %d:\n%s", code, out)
 	}
-	if out, code := runCLI("validate", "--repo", ex.Dir, "--ref", "second-broken", "--site", "second"); code != 1 || !strings.Contains(out, `unknown image "nope"`) {
+	if out, code := runCLI("validate", "--repo", ex.Dir, "--artifact-root", ex.ArtifactRoot, "--ref", "second-broken", "--site", "second"); code != 1 || !strings.Contains(out, `unknown image "nope"`) {
 		t.Fatalf("--site second: exit %d:\n%s", code, out)
 	}
-	if out, code := runCLI("validate", "--repo", ex.Dir, "--site", "atlantis"); code != 1 || !strings.Contains(out, `site "atlantis" not found`) {
+	if out, code := runCLI("validate", "--repo", ex.Dir, "--artifact-root", ex.ArtifactRoot, "--site", "atlantis"); code != 1 || !strings.Contains(out, `site "atlantis" not found`) {
 		t.Fatalf("--site atlantis: exit %d:\n%s", code, out)
 	}
 }

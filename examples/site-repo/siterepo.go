@@ -39,16 +39,26 @@ var embedded embed.FS
 // Options say which boot artifacts the image catalog points at.
 type Options struct {
 	// Kernel and Initrd are the test node image's files (see `make image`).
-	// When empty, small placeholder files are written next to the repo: the
-	// repo then validates and renders, but cannot boot a machine.
+	// When empty, small placeholder files are written to DIR-artifacts, next
+	// to the repo: the repo then validates and renders, but cannot boot a
+	// machine.
 	Kernel, Initrd string
+	// ArtifactRoot is the directory the server will read the artifacts
+	// from (its --artifact-root): Kernel and Initrd must lie inside it, and
+	// the catalog names them by paths relative to it. Empty means the
+	// directory of Kernel.
+	ArtifactRoot string
 }
 
 // Repo is an example site repo on disk, with helpers to make new versions.
 type Repo struct {
-	Dir  string
-	repo *git.Repository
-	when time.Time
+	Dir string
+	// ArtifactRoot is the directory the catalog's artifact paths are
+	// relative to: give it to the server as --artifact-root. Empty for a
+	// repo opened with Open.
+	ArtifactRoot string
+	repo         *git.Repository
+	when         time.Time
 }
 
 // Build creates the example repo in dir (which must not exist or be empty).
@@ -58,7 +68,16 @@ func Build(dir string, opt Options) (*Repo, error) {
 		if opt.Kernel, opt.Initrd, err = placeholders(dir + "-artifacts"); err != nil {
 			return nil, err
 		}
+		opt.ArtifactRoot = dir + "-artifacts"
 	}
+	if opt.ArtifactRoot == "" {
+		opt.ArtifactRoot = filepath.Dir(opt.Kernel)
+	}
+	root, err := filepath.Abs(opt.ArtifactRoot)
+	if err != nil {
+		return nil, err
+	}
+	opt.ArtifactRoot = root
 	files, err := baseFiles(opt)
 	if err != nil {
 		return nil, err
@@ -69,7 +88,7 @@ func Build(dir string, opt Options) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("init example repo %s: %w", dir, err)
 	}
-	r := &Repo{Dir: dir, repo: repo, when: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
+	r := &Repo{Dir: dir, ArtifactRoot: root, repo: repo, when: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
 	if _, err := r.Commit("lab and second sites", files, "v1"); err != nil {
 		return nil, err
 	}
@@ -197,7 +216,7 @@ func (r *Repo) File(name string) ([]byte, error) {
 }
 
 // baseFiles renders the embedded tree: templates (.tmpl) get the artifacts'
-// paths and digests.
+// paths (relative to the artifact root) and digests.
 func baseFiles(opt Options) (map[string][]byte, error) {
 	ksum, err := fileSHA256(opt.Kernel)
 	if err != nil {
@@ -207,8 +226,14 @@ func baseFiles(opt Options) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	kernel, _ := filepath.Abs(opt.Kernel)
-	initrd, _ := filepath.Abs(opt.Initrd)
+	kernel, err := underRoot(opt.ArtifactRoot, opt.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	initrd, err := underRoot(opt.ArtifactRoot, opt.Initrd)
+	if err != nil {
+		return nil, err
+	}
 	data := map[string]string{"Kernel": kernel, "KernelSHA256": ksum, "Initrd": initrd, "InitrdSHA256": isum}
 	out := map[string][]byte{}
 	err = fs.WalkDir(embedded, "files", func(p string, d fs.DirEntry, err error) error {
@@ -235,6 +260,19 @@ func baseFiles(opt Options) (map[string][]byte, error) {
 		return nil
 	})
 	return out, err
+}
+
+// underRoot returns path relative to root, which it must lie inside.
+func underRoot(root, path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(root, abs)
+	if err != nil || !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("artifact %s is not inside the artifact root %s", path, root)
+	}
+	return filepath.ToSlash(rel), nil
 }
 
 func placeholders(dir string) (kernel, initrd string, err error) {
