@@ -24,12 +24,13 @@ const (
 	Firmware       Kind = "firmware"        // an iPXE binary fetched over HTTP (UEFI HTTP boot)
 	IPXEChain      Kind = "ipxe-chain"      // GET /boot.ipxe: the fixed chain script
 	IPXEScript     Kind = "ipxe-script"     // GET /ipxe: the machine's script; Detail is its action
+	IPXEDenied     Kind = "ipxe-denied"     // GET /ipxe from an address not the machine's: answered without credentials
 	Artifact       Kind = "artifact"        // an image artifact was served; File is its digest
 	Ignition       Kind = "ignition"        // the Ignition config was served
-	IgnitionDenied Kind = "ignition-denied" // a config request without a valid token
+	IgnitionDenied Kind = "ignition-denied" // a config request without a valid token, or from another address
 	Booted         Kind = "booted"          // the node reported it booted on Version
 	Heartbeat      Kind = "heartbeat"       // the node reported it is alive
-	CallbackDenied Kind = "callback-denied" // a booted/heartbeat call without a valid token
+	CallbackDenied Kind = "callback-denied" // a booted/heartbeat call without a valid token, or from another address
 	// Rebuild records a rebuild's transition (its detail is the new state),
 	// so a machine's timeline shows what the engine did among its boots.
 	Rebuild Kind = "rebuild"

@@ -4,7 +4,7 @@ import "testing"
 
 func TestStep(t *testing.T) {
 	steps := []Kind{DHCPDiscover, DHCPOffer, DHCPRequest, DHCPAck, TFTP, Firmware, IPXEChain, IPXEScript, Artifact, Ignition, Booted}
-	notSteps := []Kind{DHCPNak, DHCPRelease, DHCPDecline, DHCPInform, IgnitionDenied, CallbackDenied, Heartbeat, Rebuild, "later-kind"}
+	notSteps := []Kind{DHCPNak, DHCPRelease, DHCPDecline, DHCPInform, IPXEDenied, IgnitionDenied, CallbackDenied, Heartbeat, Rebuild, "later-kind"}
 	for _, k := range steps {
 		if !k.Step() {
 			t.Errorf("%s.Step() = false, want true", k)

@@ -1,6 +1,10 @@
 package provision
 
-import "github.com/undercloud/undercloud/sites"
+import (
+	"net/netip"
+
+	"github.com/undercloud/undercloud/sites"
+)
 
 // chooseVersion decides which version a known machine boots: its assigned
 // version, or its site's active one when it has none yet (its first boot),
@@ -43,4 +47,48 @@ func bootstrapped(masters []sites.Machine, current func(sites.MAC) string) bool 
 		}
 	}
 	return true
+}
+
+// addresses is what the server knows of where a machine is on the network,
+// for allowedSource.
+type addresses struct {
+	// Reserved is its address in the site config; invalid for a machine in
+	// no site.
+	Reserved netip.Addr
+	// Lease is the address of its active DHCP lease; invalid when it holds
+	// none.
+	Lease netip.Addr
+	// Proxy: its site's DHCP is someone else's (proxyDHCP), so the server
+	// holds no lease for it and trusts what the network showed instead.
+	Proxy bool
+	// LastIP is the address its own traffic last showed (the inventory's
+	// last_ip).
+	LastIP netip.Addr
+	// Neighbour is the MAC the kernel's neighbour table holds for the
+	// request's source address, "" when it holds none.
+	Neighbour sites.MAC
+}
+
+// allowedSource decides whether a request naming machine mac that came from
+// ip comes from the machine itself, so that it may have a boot token, its
+// config and a say in callbacks: from its lease or its reservation (a
+// relayed machine's requests come from its own address too, not the
+// relay's). On a proxyDHCP segment there is no lease: the address its
+// traffic showed, or the neighbour entry of ip naming mac (the machine is
+// on the served L2 and answered ARP from ip with its MAC), stand for it.
+// Anyone who reaches the HTTP port can name a MAC; the address is what a
+// remote attacker cannot choose and still get the answer.
+func allowedSource(mac sites.MAC, ip netip.Addr, a addresses) bool {
+	ip = ip.Unmap()
+	if !ip.IsValid() {
+		return false
+	}
+	switch ip {
+	case a.Reserved.Unmap(), a.Lease.Unmap():
+		return true
+	}
+	if !a.Proxy {
+		return false
+	}
+	return ip == a.LastIP.Unmap() || (a.Neighbour != "" && a.Neighbour == mac)
 }

@@ -3,9 +3,10 @@
 //
 //   - dhcp asks for the network plan (Service implements dhcp.Plan), leases
 //     (Leases) and where to record its events (DHCPEvents);
-//   - pxe asks for a machine's target and config and hands over its booted
-//     and heartbeat reports and its boot events (Service implements
-//     pxe.Targets, pxe.Configs, pxe.Callbacks and pxe.Recorder).
+//   - pxe asks for a machine's target and config, whether a request comes
+//     from the machine's own address, and hands over its booted and
+//     heartbeat reports and its boot events (Service implements
+//     pxe.Targets, pxe.Configs, pxe.Sources, pxe.Callbacks and pxe.Recorder).
 //
 // # Which version a machine boots
 //
@@ -21,6 +22,8 @@
 // unless rollout.allow_masters.
 //
 // The pure decisions are in decide.go: chooseVersion, installNeeded,
-// bootstrapped. Service is the thin layer that reads the inventory and the
-// tracker for them and writes back what they decided.
+// bootstrapped, and allowedSource (whose address may have a machine's boot
+// token, config and callbacks: see Service.Allowed). Service is the thin
+// layer that reads the inventory and the tracker for them and writes back
+// what they decided.
 package provision

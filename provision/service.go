@@ -20,6 +20,7 @@ var (
 	_ pxe.Configs   = (*Service)(nil)
 	_ pxe.Callbacks = (*Service)(nil)
 	_ pxe.Recorder  = (*Service)(nil)
+	_ pxe.Sources   = (*Service)(nil)
 )
 
 // Releases gives the site versions the gate accepted; *sites.Tracker
@@ -50,7 +51,10 @@ type Service struct {
 	Releases Releases      // required
 	Rebuilds Rebuilds      // optional: nil means no rebuild is ever pending
 	Metrics  Metrics       // optional
-	Log      *slog.Logger  // nil discards
+	// Neighbours is the kernel's neighbour table, for the source check of
+	// machines on proxyDHCP segments; nil reads /proc/net/arp.
+	Neighbours Neighbours
+	Log        *slog.Logger // nil discards
 
 	ix index
 }
@@ -74,10 +78,10 @@ func (s *Service) Activate(ctx context.Context, rel *sites.Release, rels []*site
 // Target decides what machine mac boots (pxe.Targets).
 func (s *Service) Target(ctx context.Context, mac string, h pxe.Hints) (pxe.Target, error) {
 	m := sites.MAC(mac)
-	if h.UUID != "" || h.Serial != "" {
-		if err := s.DB.Observe(ctx, inventory.Observation{MAC: m, UUID: h.UUID, Serial: h.Serial}); err != nil {
-			s.log().Warn("record machine identity", "mac", mac, "err", err)
-		}
+	// iPXE's ${uuid} and ${serial} arrive in anyone's query string: they
+	// only fill what DHCP and earlier boots left empty, never create a row.
+	if err := s.DB.FillIdentity(ctx, m, h.UUID, h.Serial); err != nil {
+		s.log().Warn("record machine identity", "mac", mac, "err", err)
 	}
 	p, ok := s.ix.machine(m)
 	if !ok {

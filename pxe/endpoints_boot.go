@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/undercloud/undercloud/event"
@@ -32,7 +33,10 @@ func (s *server) chain(w *respWriter, r *http.Request) {
 }
 
 // script serves /ipxe?mac=…: the machine's own script, and mints the boot's
-// id and token.
+// id and token. Only a request from the machine's own address (Sources) is
+// answered so: the token in the script reads the machine's config and
+// speaks for it in callbacks. Any other gets a script without credentials,
+// and no target is decided for it (deciding may assign a version).
 func (s *server) script(w *respWriter, r *http.Request) {
 	ip := clientIP(r.RemoteAddr)
 	q := r.URL.Query()
@@ -43,6 +47,10 @@ func (s *server) script(w *respWriter, r *http.Request) {
 		return
 	}
 	log := s.log.With("mac", mac, "ip", ip.String())
+	if !s.Sources.Allowed(r.Context(), mac, ip) {
+		s.denyScript(w, mac, ip)
+		return
+	}
 	t, err := s.Targets.Target(r.Context(), mac, hintsFrom(q, ip))
 	if err != nil {
 		log.Error("ipxe script: cannot decide target", "err", err)
@@ -73,6 +81,21 @@ func (s *server) script(w *respWriter, r *http.Request) {
 		Kind: event.IPXEScript, MAC: mac, IP: ip, BootID: bootID,
 		Site: t.Site, Machine: t.Machine, Version: t.Version, Detail: action.String(),
 	})
+	writeScript(w, text)
+}
+
+// denyScript answers a script request from an address that is not
+// machine mac's: a script that says so and exits, and an ipxe-denied event.
+func (s *server) denyScript(w *respWriter, mac string, ip netip.Addr) {
+	const why = "source address is not the machine's"
+	s.log.Warn("ipxe script denied: "+why, "mac", mac, "ip", ip.String())
+	s.record(Event{Kind: event.IPXEDenied, MAC: mac, IP: ip, Error: why})
+	text, err := s.scripts.render("denied.ipxe", struct{ MAC string }{mac}) // mac is canonical: safe in a script
+	if err != nil {
+		s.log.Error("ipxe script: cannot render", "mac", mac, "err", err)
+		bare(w, http.StatusInternalServerError)
+		return
+	}
 	writeScript(w, text)
 }
 
@@ -115,6 +138,9 @@ func (s *server) artifact(w *respWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	if !allowRanges(w, r, f) {
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")

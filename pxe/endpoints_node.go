@@ -22,9 +22,16 @@ type authorized struct {
 	ip                   netip.Addr
 }
 
-// authorize checks the mac, version and token of a node request. On failure
-// it has answered 403 with an empty body, logged a warning naming the MAC and
-// the client address (never the token) and recorded deniedKind.
+// errForeignSource refuses a valid token that came from an address that is
+// not its machine's: a token that leaked (a script fetched by someone else
+// before this rule, a log, a shoulder) must not read the config or speak for
+// the machine.
+var errForeignSource = errors.New("source address is not the machine's")
+
+// authorize checks the mac, version and token of a node request, and that
+// it comes from the machine's own address (Sources). On failure it has
+// answered 403 with an empty body, logged a warning naming the MAC and the
+// client address (never the token) and recorded deniedKind.
 func (s *server) authorize(w http.ResponseWriter, r *http.Request, deniedKind event.Kind, what string) (authorized, bool) {
 	q := r.URL.Query()
 	a := authorized{ip: clientIP(r.RemoteAddr), version: q.Get("version")}
@@ -32,6 +39,9 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request, deniedKind ev
 	if err == nil {
 		a.mac = mac
 		a.bootID, err = s.Tokens.Check(q.Get("token"), mac, a.version)
+	}
+	if err == nil && !s.Sources.Allowed(r.Context(), mac, a.ip) {
+		err = errForeignSource
 	}
 	if err == nil {
 		return a, true

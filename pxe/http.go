@@ -39,6 +39,15 @@ type Callbacks interface {
 	Heartbeat(ctx context.Context, r BootReport) error
 }
 
+// Sources says whether ip, a request's source address, is machine mac's own:
+// its DHCP lease, its reservation, or in proxy mode what its DHCP traffic and
+// the neighbour table show. Tokens are minted, and configs and callbacks
+// accepted, only for requests from there: a token is a credential, and
+// anyone who reaches the port can name a MAC.
+type Sources interface {
+	Allowed(ctx context.Context, mac string, ip netip.Addr) bool
+}
+
 // Artifacts opens an image artifact by sha256 digest; a missing one is an
 // error wrapping fs.ErrNotExist. *Store implements it.
 type Artifacts interface {
@@ -70,6 +79,7 @@ type HTTP struct {
 	Configs   Configs   // required
 	Artifacts Artifacts // required
 	Tokens    *Tokens   // required, with a key
+	Sources   Sources   // required: whose address may have a token, a config, a callback
 	Callbacks Callbacks // optional: nil accepts callbacks and only records them
 	Firmware  Firmware  // the iPXE binaries of /firmware/
 	Leases    Leases    // optional: names the machine of a chain request by its IP
@@ -102,6 +112,8 @@ func (h *HTTP) Handler() (http.Handler, error) {
 		return nil, errors.New("pxe http: no Configs")
 	case h.Artifacts == nil:
 		return nil, errors.New("pxe http: no Artifacts")
+	case h.Sources == nil:
+		return nil, errors.New("pxe http: no Sources")
 	case h.Tokens == nil || len(h.Tokens.Key) < MinTokenKeyLen:
 		return nil, fmt.Errorf("pxe http: Tokens needs a key of at least %d bytes", MinTokenKeyLen)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/undercloud/undercloud/images"
+	"github.com/undercloud/undercloud/sites"
 	"github.com/undercloud/undercloud/testvm/testkit"
 )
 
@@ -79,6 +81,31 @@ func (f *fakeCallbacks) Heartbeat(_ context.Context, r BootReport) error {
 	return nil
 }
 
+// fakeSources says whose address a request comes from: every machine is at
+// 127.0.0.1, where the tests' curl runs, unless moved elsewhere, when
+// requests naming it come from a foreign address.
+type fakeSources struct {
+	mu    sync.Mutex
+	moved map[string]netip.Addr
+}
+
+func (f *fakeSources) Allowed(_ context.Context, mac string, ip netip.Addr) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	own, ok := f.moved[mac]
+	if !ok {
+		own = netip.MustParseAddr("127.0.0.1")
+	}
+	return ip == own
+}
+
+// move puts machine mac at ip.
+func (f *fakeSources) move(mac string, ip netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.moved[mac] = ip
+}
+
 // bootEnv is a machine-facing HTTP server over a real store, with fakes for
 // what the inventory and the site versions would answer.
 type bootEnv struct {
@@ -87,6 +114,7 @@ type bootEnv struct {
 	kernel, initrd []byte
 	targets        *fakeTargets
 	callbacks      *fakeCallbacks
+	sources        *fakeSources
 	events         *events
 	metrics        *metrics
 	clock          *testkit.Clock
@@ -99,19 +127,20 @@ func newBootEnv(t *testing.T) *bootEnv {
 		kernel:    testkit.RandomBytes(t, 400<<10),
 		initrd:    testkit.RandomBytes(t, 150<<10),
 		callbacks: &fakeCallbacks{},
+		sources:   &fakeSources{moved: map[string]netip.Addr{}},
 		events:    &events{},
 		metrics:   &metrics{},
 		clock:     testkit.New(time.Now()),
 		logs:      &testkit.SyncBuffer{},
 	}
-	store := &images.Store{Dir: t.TempDir()}
 	src := t.TempDir()
+	store := &images.Store{Dir: t.TempDir(), ArtifactRoot: src}
 	for _, b := range [][]byte{e.kernel, e.initrd} {
 		p := filepath.Join(src, testkit.SHA256Hex(b))
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := store.Import(context.Background(), p, testkit.SHA256Hex(b)); err != nil {
+		if err := store.Import(context.Background(), sites.Artifact{Path: p, SHA256: testkit.SHA256Hex(b)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -129,6 +158,7 @@ func newBootEnv(t *testing.T) *bootEnv {
 		Configs:   fakeConfigs{macA + " " + version1: configA, macB + " " + version1: `{"ignition":{"version":"3.4.0"}}`},
 		Artifacts: store,
 		Tokens:    &Tokens{Key: []byte("test key of thirty-two bytes...."), Now: e.clock.Now},
+		Sources:   e.sources,
 		Callbacks: e.callbacks,
 		Recorder:  e.events,
 		Metrics:   e.metrics,

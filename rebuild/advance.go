@@ -29,16 +29,27 @@ import (
 //     config-served. A booted report on the target proves it too (the config
 //     event may be stored after it, or dropped by a full queue), so it also
 //     moves to config-served, and the next call to booted.
-//   - config-served: a booted report on the target version: booted. A
+//   - config-served: a booted report on the target version with the trail
+//     of its boot since the power cycle -- the ipxe-script and the ignition
+//     events of the target version with the booted report's boot id --
+//     booted. A booted report alone proves nothing: its token may have
+//     leaked, and a forged one would complete the rebuild of a machine that
+//     never booted (and tell a site its masters are up). Without the trail
+//     it keeps waiting, until the trail comes or the stage times out. A
 //     booted report on another version (an install image that booted its
-//     old disk, an old config) is not success: it keeps waiting.
+//     old disk, an old config) is not success either.
 //   - booted: done.
+//
+// The trail may have been seen already (the script and the config come
+// before the report), so the caller passes a rebuild's trail events since
+// the power cycle along with the events it has not seen (see
+// inventory.DB.BootTrail).
 //
 // Timeouts, checked after the events, fail the rebuild: in booting, no boot
 // step within t.Booting of the power cycle, or no config within t.Config of
-// the first boot step; in config-served, no booted report within t.Booted of
-// the config. The power_cycle timeout bounds the BMC call itself, which the
-// engine makes.
+// the first boot step; in config-served, no booted report with its trail
+// within t.Booted of the config. The power_cycle timeout bounds the BMC call
+// itself, which the engine makes.
 func Advance(r inventory.Rebuild, events []inventory.Event, now time.Time, t sites.StageTimeouts) (inventory.Rebuild, bool) {
 	t = sites.RolloutPolicy{Timeouts: t}.WithDefaults().Timeouts
 	switch r.State {
@@ -86,9 +97,12 @@ func follow(r inventory.Rebuild, events []inventory.Event, now time.Time, t site
 		case r.State == inventory.RebuildBooting && ev.Kind == event.Ignition && onTarget:
 			r.State, r.StageStarted = inventory.RebuildConfigServed, ev.At
 			return r, true
-		case r.State == inventory.RebuildConfigServed && ev.Kind == event.Booted && onTarget:
-			r.State, r.StageStarted = inventory.RebuildBooted, ev.At
-			return r, true
+		case r.State == inventory.RebuildConfigServed:
+			// The report, or the last step of its trail, may come last.
+			if b, ok := provenBoot(r, events, since, ev.ID); ok {
+				r.State, r.StageStarted = inventory.RebuildBooted, b.At
+				return r, true
+			}
 		}
 	}
 	if reason := overdue(r, now, t); reason != "" {
@@ -112,6 +126,29 @@ func newEvents(r inventory.Rebuild, events []inventory.Event, since time.Time) [
 	return out
 }
 
+// provenBoot returns the booted report on r's target, among events with an
+// ID up to upTo and since the power cycle, whose boot left its trail there:
+// the ipxe-script and the ignition events of the target version with the
+// report's boot id.
+func provenBoot(r inventory.Rebuild, events []inventory.Event, since time.Time, upTo int64) (inventory.Event, bool) {
+	var mine []inventory.Event
+	for _, ev := range events {
+		if ev.ID <= upTo && !ev.At.Before(since) && ev.Version == r.Target && ev.BootID != "" &&
+			(r.MAC == "" || ev.MAC == "" || ev.MAC == r.MAC) {
+			mine = append(mine, ev)
+		}
+	}
+	has := func(k event.Kind, boot string) bool {
+		return slices.ContainsFunc(mine, func(ev inventory.Event) bool { return ev.Kind == k && ev.BootID == boot })
+	}
+	for _, b := range mine {
+		if b.Kind == event.Booted && has(event.IPXEScript, b.BootID) && has(event.Ignition, b.BootID) {
+			return b, true
+		}
+	}
+	return inventory.Event{}, false
+}
+
 // overdue returns why r has overrun its stage at now, or "".
 func overdue(r inventory.Rebuild, now time.Time, t sites.StageTimeouts) string {
 	short := sites.Version{Commit: r.Target}.Short()
@@ -128,7 +165,7 @@ func overdue(r inventory.Rebuild, now time.Time, t sites.StageTimeouts) string {
 		}
 	case r.State == inventory.RebuildConfigServed:
 		if d := t.Booted.Std(); now.Sub(r.StageStarted) > d {
-			return fmt.Sprintf("no booted report on version %s within %s after the config was served at %s; last boot event: %s",
+			return fmt.Sprintf("no booted report on version %s with its boot's script and config within %s after the config was served at %s; last boot event: %s",
 				short, d, stamp(r.StageStarted), r.LastEvent)
 		}
 	}

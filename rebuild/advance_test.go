@@ -28,6 +28,12 @@ func ev(id int64, k event.Kind, d time.Duration, version string) inventory.Event
 	return inventory.Event{ID: id, MAC: "52:54:00:00:00:01", Kind: k, At: at(d), Version: version}
 }
 
+// inBoot returns ev as a step of boot id.
+func inBoot(ev inventory.Event, id string) inventory.Event {
+	ev.BootID = id
+	return ev
+}
+
 // inState returns a rebuild to newCommit in state s, power-cycled at t0.
 func inState(s inventory.RebuildState) inventory.Rebuild {
 	r := inventory.Rebuild{ID: 7, Site: "lab", Machine: "lab-w1", MAC: "52:54:00:00:00:01", Target: newCommit,
@@ -58,6 +64,11 @@ func TestAdvance(t *testing.T) {
 	bootingSeen := with(booting, func(r *inventory.Rebuild) {
 		r.BootStartedAt, r.LastEvent = at(5*time.Second), inventory.RefOf(ev(3, script, 10*time.Second, newCommit))
 	})
+	// trail is the script and the config of boot id, as bootingSeen and
+	// served saw them.
+	trail := func(id string) []inventory.Event {
+		return []inventory.Event{inBoot(ev(3, script, 10*time.Second, newCommit), id), inBoot(ev(5, ignition, 30*time.Second, newCommit), id)}
+	}
 	served := with(bootingSeen, func(r *inventory.Rebuild) {
 		r.State, r.StageStarted = inventory.RebuildConfigServed, at(30*time.Second)
 		r.LastEvent = inventory.RefOf(ev(5, ignition, 30*time.Second, newCommit))
@@ -141,11 +152,75 @@ func TestAdvance(t *testing.T) {
 			}),
 			changed: true,
 		},
-		"config-served, booted on the target: booted": {
-			r: served, events: []inventory.Event{ev(6, booted, 40*time.Second, newCommit)}, now: 41 * time.Second,
+		"config-served, booted on the target with its boot's script and config: booted": {
+			r: served, events: append(trail("b1"), inBoot(ev(6, booted, 40*time.Second, newCommit), "b1")), now: 41 * time.Second,
 			want: with(served, func(r *inventory.Rebuild) {
 				r.State, r.StageStarted = inventory.RebuildBooted, at(40*time.Second)
 				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, newCommit))
+			}),
+			changed: true,
+		},
+		"config-served, a booted report alone (a forged callback): keeps waiting": {
+			r: served, events: []inventory.Event{inBoot(ev(6, booted, 40*time.Second, newCommit), "b1")}, now: 41 * time.Second,
+			want: with(served, func(r *inventory.Rebuild) {
+				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, newCommit))
+			}),
+			changed: true,
+		},
+		"config-served, booted report of another boot than the trail's: keeps waiting": {
+			r: served, events: append(trail("b1"), inBoot(ev(6, booted, 40*time.Second, newCommit), "b2")), now: 41 * time.Second,
+			want: with(served, func(r *inventory.Rebuild) {
+				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, newCommit))
+			}),
+			changed: true,
+		},
+		"config-served, booted report without a boot id: keeps waiting": {
+			r: served, events: append(trail(""), ev(6, booted, 40*time.Second, newCommit)), now: 41 * time.Second,
+			want: with(served, func(r *inventory.Rebuild) {
+				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, newCommit))
+			}),
+			changed: true,
+		},
+		"config-served, the trail lacks the script: keeps waiting": {
+			r: served, events: append(trail("b1")[1:], inBoot(ev(6, booted, 40*time.Second, newCommit), "b1")), now: 41 * time.Second,
+			want: with(served, func(r *inventory.Rebuild) {
+				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, newCommit))
+			}),
+			changed: true,
+		},
+		"config-served, a trail from before the power cycle proves nothing": {
+			r: served, events: []inventory.Event{
+				inBoot(ev(1, script, -20*time.Second, newCommit), "b0"), inBoot(ev(2, ignition, -10*time.Second, newCommit), "b0"),
+				inBoot(ev(6, booted, 40*time.Second, newCommit), "b0")},
+			now: 41 * time.Second,
+			want: with(served, func(r *inventory.Rebuild) {
+				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, newCommit))
+			}),
+			changed: true,
+		},
+		"config-served, the trail's config stored after the report: booted at the report": {
+			r: with(served, func(r *inventory.Rebuild) {
+				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, newCommit)) // seen, not proven then
+			}),
+			events: []inventory.Event{
+				inBoot(ev(3, script, 10*time.Second, newCommit), "b1"), inBoot(ev(6, booted, 40*time.Second, newCommit), "b1"),
+				inBoot(ev(7, ignition, 30*time.Second, newCommit), "b1")},
+			now: 41 * time.Second,
+			want: with(served, func(r *inventory.Rebuild) {
+				r.State, r.StageStarted = inventory.RebuildBooted, at(40*time.Second)
+				r.LastEvent = inventory.RefOf(ev(7, ignition, 30*time.Second, newCommit))
+			}),
+			changed: true,
+		},
+		"config-served, a booted report alone times out": {
+			r: served, events: []inventory.Event{inBoot(ev(6, booted, 40*time.Second, newCommit), "b1")},
+			now: 30*time.Second + 3*time.Minute + time.Second,
+			want: with(served, func(r *inventory.Rebuild) {
+				r.State, r.StageStarted = inventory.RebuildFailed, at(30*time.Second+3*time.Minute+time.Second)
+				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, newCommit))
+				r.Reason = "no booted report on version 222222222222 with its boot's script and config within 3m0s " +
+					"after the config was served at 2026-03-01T10:00:30Z; " +
+					"last boot event: booted at 2026-03-01T10:00:40Z (version 222222222222)"
 			}),
 			changed: true,
 		},
@@ -214,7 +289,8 @@ func TestAdvance(t *testing.T) {
 			want: with(served, func(r *inventory.Rebuild) {
 				r.State, r.StageStarted = inventory.RebuildFailed, at(30*time.Second+3*time.Minute+time.Second)
 				r.LastEvent = inventory.RefOf(ev(6, booted, 40*time.Second, oldCommit))
-				r.Reason = "no booted report on version 222222222222 within 3m0s after the config was served at 2026-03-01T10:00:30Z; " +
+				r.Reason = "no booted report on version 222222222222 with its boot's script and config within 3m0s " +
+					"after the config was served at 2026-03-01T10:00:30Z; " +
 					"last boot event: booted at 2026-03-01T10:00:40Z (version 111111111111)"
 			}),
 			changed: true,
@@ -238,10 +314,10 @@ func TestAdvance(t *testing.T) {
 func TestAdvanceBoot(t *testing.T) {
 	events := []inventory.Event{
 		ev(1, event.DHCPDiscover, 2*time.Second, ""),
-		ev(2, event.IPXEScript, 4*time.Second, newCommit),
-		ev(3, event.Artifact, 5*time.Second, ""),
-		ev(4, event.Booted, 20*time.Second, newCommit), // stored before the config event
-		ev(5, event.Ignition, 15*time.Second, newCommit),
+		inBoot(ev(2, event.IPXEScript, 4*time.Second, newCommit), "b1"),
+		inBoot(ev(3, event.Artifact, 5*time.Second, ""), "b1"),
+		inBoot(ev(4, event.Booted, 20*time.Second, newCommit), "b1"), // stored before the config event
+		inBoot(ev(5, event.Ignition, 15*time.Second, newCommit), "b1"),
 	}
 	r := inState(inventory.RebuildPowerCycling)
 	r.StageStarted = at(-time.Second)
@@ -261,7 +337,7 @@ func TestAdvanceBoot(t *testing.T) {
 	if diff := cmp.Diff(want, states); diff != "" {
 		t.Errorf("states (-want +got):\n%s", diff)
 	}
-	if r.LastEvent.ID != 4 {
-		t.Errorf("last event %v, want the booted report (4)", r.LastEvent)
+	if r.LastEvent.ID != 5 {
+		t.Errorf("last event %v, want the config that completed the trail (5)", r.LastEvent)
 	}
 }

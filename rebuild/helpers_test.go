@@ -124,6 +124,9 @@ type fixture struct {
 	sites *fakeSites
 	bmc   *fakeBMC
 	e     *Engine
+	// bootSeq numbers the boots of boot: the events recorded in between
+	// carry the boot id it makes, as the HTTP path's do.
+	bootSeq int
 }
 
 // newFixture declares rel's machines, has each boot oldCommit, and makes an
@@ -181,18 +184,21 @@ func (f *fixture) settle() {
 }
 
 // event records a boot event of machine name at the clock's time, one
-// second later than the previous.
+// second later than the previous, with the current boot's id.
 func (f *fixture) event(name string, kind event.Kind, version string) {
 	f.t.Helper()
 	f.clk.Advance(time.Second)
-	if _, err := f.db.RecordSync(f.ctx, inventory.Event{MAC: macOf(name), Site: "lab", Kind: kind, Version: version}); err != nil {
+	ev := inventory.Event{MAC: macOf(name), Site: "lab", Kind: kind, Version: version, BootID: fmt.Sprintf("boot-%s-%d", name, f.bootSeq)}
+	if _, err := f.db.RecordSync(f.ctx, ev); err != nil {
 		f.t.Fatal(err)
 	}
 }
 
-// boot records a whole network boot of machine name into version.
+// boot records a whole network boot of machine name into version, with a
+// new boot id.
 func (f *fixture) boot(name, version string) {
 	f.t.Helper()
+	f.bootSeq++
 	for _, k := range []event.Kind{event.DHCPDiscover, event.IPXEScript,
 		event.Artifact, event.Ignition, event.Booted} {
 		v := version

@@ -1,9 +1,11 @@
 package rebuild
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/undercloud/undercloud/inventory"
@@ -283,6 +285,13 @@ func (e *Engine) follow(ctx context.Context, r inventory.Rebuild) error {
 	if err != nil {
 		return err
 	}
+	// A booted report completes the rebuild only with the trail of its boot,
+	// whose script and config events were consumed before it came.
+	trail, err := e.Store.BootTrail(ctx, r.MAC, r.Target, since, maxTrail)
+	if err != nil {
+		return err
+	}
+	evs = withTrail(evs, trail, r.LastEvent.ID)
 	t := e.timeouts(r.Site)
 	// Each round moves a state or consumes events; the bound is a guard.
 	for range len(evs) + 8 {
@@ -298,6 +307,24 @@ func (e *Engine) follow(ctx context.Context, r inventory.Rebuild) error {
 		}
 	}
 	return nil
+}
+
+// maxTrail bounds the trail events read for one rebuild: a few per boot
+// (script, config, booted report), and a machine boots a few times at most
+// within a rebuild's stages.
+const maxTrail = 100
+
+// withTrail adds to evs, the events after seen, the events of trail seen
+// already, in ID order. A later trail event is in evs, or beyond the read's
+// bound and read next time: adding it now would skip the events before it.
+func withTrail(evs, trail []inventory.Event, seen int64) []inventory.Event {
+	for _, ev := range trail {
+		if ev.ID <= seen {
+			evs = append(evs, ev)
+		}
+	}
+	slices.SortFunc(evs, func(a, b inventory.Event) int { return cmp.Compare(a.ID, b.ID) })
+	return evs
 }
 
 // current returns the stored rebuild r, or an error if it is no longer in

@@ -58,6 +58,10 @@ type BootEvents interface {
 	// time at or after since, oldest first, at most n, without the
 	// rebuilds' own events.
 	EventsSince(ctx context.Context, mac sites.MAC, since time.Time, after int64, n int) ([]inventory.Event, error)
+	// BootTrail returns a machine's ipxe-script, ignition and booted events
+	// on version that carry a boot id, since a time, oldest first, the
+	// latest n: what proves a booted report (see Advance).
+	BootTrail(ctx context.Context, mac sites.MAC, version string, since time.Time, n int) ([]inventory.Event, error)
 }
 
 // Machines gives what the network showed of machines: the version they last
