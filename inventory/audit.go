@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -51,8 +52,18 @@ func (db *DB) RecordAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
 // Audit returns the latest audit entries, newest first, at most n (100 if n
 // is 0).
 func (db *DB) Audit(ctx context.Context, n int) ([]AuditEntry, error) {
+	return db.AuditBefore(ctx, 0, n)
+}
+
+// AuditBefore returns the audit entries with an ID below before (all if
+// before is 0), newest first, at most n (100 if n is 0): the pages of the
+// log. The last ID returned is the next page's before.
+func (db *DB) AuditBefore(ctx context.Context, before int64, n int) ([]AuditEntry, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
 	rows, err := db.query(ctx, `SELECT id, at, actor, source, action, target, detail, result
-		FROM audit_log ORDER BY id DESC LIMIT ?`, limit(n))
+		FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?`, before, limit(n))
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}

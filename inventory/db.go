@@ -90,6 +90,14 @@ type DB struct {
 	// rebuild from the stored events, so it is told only once it can read
 	// them. It runs on the writer and must not block.
 	Stored func(macs []sites.MAC)
+	// DiscoveryRate bounds how many MACs never seen before (no machine
+	// row) each site's traffic may add per minute, through Record and
+	// Observe (DefaultDiscoveryRate if 0, no bound if negative). Events
+	// and observations of the others are dropped and counted
+	// (DiscoveriesDropped): unauthenticated traffic with random MACs
+	// cannot grow the inventory faster than retention prunes it (see
+	// discovery.go). Known machines are always recorded.
+	DiscoveryRate int
 
 	path  string
 	read  *sql.DB
@@ -98,6 +106,7 @@ type DB struct {
 	ckpt  *checkpointer
 	alloc allocator    // touched only inside write transactions
 	seen  machineCache // likewise
+	disc  discoveryLimiter
 	rec   recorder
 
 	closed atomic.Bool
@@ -114,7 +123,16 @@ type DB struct {
 // temp_store(MEMORY) keeps the savepoint journals of the writer's batches in
 // memory; by default a journal over 64 KiB spills to a temporary file,
 // created and deleted per batch.
-const pragmas = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)"
+// journal_size_limit(WALLimit): when the writer starts the WAL over, it
+// truncates the file to this size; without it the WAL keeps the size of its
+// largest burst for good (a flood once left 1.1 GB). The checkpointer also
+// truncates a WAL that grows past it (checkpoint.go).
+const pragmas = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)&_pragma=journal_size_limit(67108864)"
+
+// WALLimit is the size past which the WAL is truncated: the
+// journal_size_limit of every connection, and the size at which the
+// checkpointer forces a truncating checkpoint.
+const WALLimit = 64 << 20
 
 // dsn returns the URI that opens path with the given query parameters. The
 // path is made absolute (a relative one would read as the URI's host) and

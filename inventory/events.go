@@ -70,7 +70,7 @@ func (db *DB) RecordSync(ctx context.Context, ev Event) (Event, error) {
 	db.rec.endRuns(ev.MAC) // stored, whatever it repeats
 	var id int64
 	err = db.do(ctx, func(t *tx) error {
-		ids, err := t.storeEvents([]Event{ev})
+		ids, err := t.storeEvents([]Event{ev}, false)
 		if err == nil {
 			id = ids[0]
 		}
@@ -143,6 +143,22 @@ func (db *DB) RecentEvents(ctx context.Context, site string, n int) ([]Event, er
 	evs, err := db.events(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("recent events of site %q: %w", site, err)
+	}
+	return evs, nil
+}
+
+// EventsBefore returns the events with an ID below before, of a site (of
+// all sites if site is empty), newest first, at most n: the pages of the
+// event log after RecentEvents' first. The last ID returned is the next
+// page's before.
+func (db *DB) EventsBefore(ctx context.Context, site string, before int64, n int) ([]Event, error) {
+	q, args := `SELECT `+eventColumns+` FROM boot_events WHERE id < ? ORDER BY id DESC LIMIT ?`, []any{before, limit(n)}
+	if site != "" {
+		q, args = `SELECT `+eventColumns+` FROM boot_events WHERE site = ? AND id < ? ORDER BY id DESC LIMIT ?`, []any{site, before, limit(n)}
+	}
+	evs, err := db.events(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("events of site %q before %d: %w", site, before, err)
 	}
 	return evs, nil
 }

@@ -125,10 +125,18 @@ type Observation struct {
 }
 
 // Observe records what the network showed of a machine. A MAC in no site
-// config becomes a discovered machine; for a known one, the identity fields
-// seen are updated, never the declared ones.
+// config becomes a discovered machine, within the discovery rate
+// (DB.DiscoveryRate; over it the observation is dropped); for a known one,
+// the identity fields seen are updated, never the declared ones.
 func (db *DB) Observe(ctx context.Context, o Observation) error {
 	err := db.do(ctx, func(t *tx) error {
+		var exists int
+		switch err := t.queryRow(`SELECT count(*) FROM machines WHERE mac = ?`, string(o.MAC)).Scan(&exists); {
+		case err != nil:
+			return err
+		case exists == 0 && !t.db().disc.admit(o.Site, o.MAC, t.db().now(), t.db().DiscoveryRate):
+			return nil
+		}
 		t.db().seen.forget(o.MAC)
 		now := fmtTime(t.db().now())
 		_, err := t.exec(`INSERT INTO machines (mac, site, state, uuid, serial, arch, vendor_class, last_ip, first_seen, last_seen, discovered)
@@ -147,6 +155,29 @@ func (db *DB) Observe(ctx context.Context, o Observation) error {
 	})
 	if err != nil {
 		return fmt.Errorf("observe machine %s: %w", o.MAC, err)
+	}
+	return nil
+}
+
+// FillIdentity records a machine's SMBIOS UUID and serial as its iPXE
+// request gave them, only where the row has none: iPXE's ${uuid} and
+// ${serial} come in the query string of an unauthenticated request, so
+// they never create a machine nor overwrite what DHCP (option 97) or an
+// earlier boot recorded. A MAC without a row is left alone.
+func (db *DB) FillIdentity(ctx context.Context, mac sites.MAC, uuid, serial string) error {
+	if uuid == "" && serial == "" {
+		return nil
+	}
+	err := db.do(ctx, func(t *tx) error {
+		_, err := t.exec(`UPDATE machines SET
+				uuid = CASE WHEN uuid = '' THEN ? ELSE uuid END,
+				serial = CASE WHEN serial = '' THEN ? ELSE serial END
+			WHERE mac = ? AND ((uuid = '' AND ? != '') OR (serial = '' AND ? != ''))`,
+			uuid, serial, string(mac), uuid, serial)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("fill identity of machine %s: %w", mac, err)
 	}
 	return nil
 }
@@ -207,15 +238,57 @@ type MachineFilter struct {
 	Outdated bool
 	// Discovered selects only the machines in no site config.
 	Discovered bool
+	// NewestFirst orders by last seen, the latest first, instead of by
+	// site, name and MAC.
+	NewestFirst bool
+	// After continues a listing (MachinePage): the cursor a previous page
+	// returned as next. Empty starts at the first machine.
+	After string
+	// Limit bounds a page (MachinePage): DefaultPage if 0, MaxPage at most.
+	Limit int
 }
 
-// Machines lists the machines f selects, by site, then name, then MAC.
+// Page sizes of the listings that take a limit.
+const (
+	DefaultPage = 100
+	MaxPage     = 1000
+)
+
+// pageSize returns n bounded to a page: DefaultPage if 0, at most MaxPage.
+func pageSize(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultPage
+	case n > MaxPage:
+		return MaxPage
+	}
+	return n
+}
+
+// Machines lists every machine f selects (ignoring After and Limit), by
+// site, then name, then MAC (or newest first). Lists shown to people use
+// MachinePage: the whole table may be large.
 func (db *DB) Machines(ctx context.Context, f MachineFilter) ([]Machine, error) {
+	f.After = ""
+	ms, _, err := db.machines(ctx, f, -1)
+	return ms, err
+}
+
+// MachinePage lists the machines f selects a page at a time: at most
+// f.Limit after f.After. next is the cursor of the following page, empty
+// after the last one. A cursor is opaque; it stays valid while machines
+// come and go (the listing goes on after the machine it names).
+func (db *DB) MachinePage(ctx context.Context, f MachineFilter) (ms []Machine, next string, err error) {
+	return db.machines(ctx, f, pageSize(f.Limit))
+}
+
+// machines runs a listing of at most n machines (all if n < 0).
+func (db *DB) machines(ctx context.Context, f MachineFilter, n int) ([]Machine, string, error) {
 	var where []string
 	var args []any
-	add := func(cond string, arg any) {
+	add := func(cond string, arg ...any) {
 		where = append(where, cond)
-		args = append(args, arg)
+		args = append(args, arg...)
 	}
 	if f.Site != "" {
 		add("site = ?", f.Site)
@@ -230,31 +303,107 @@ func (db *DB) Machines(ctx context.Context, f MachineFilter) ([]Machine, error) 
 		add("current_version = ?", f.Version)
 	}
 	if f.Outdated {
-		where = append(where, "discovered = 0 AND desired_version != '' AND current_version != desired_version")
+		add("discovered = 0 AND desired_version != '' AND current_version != desired_version")
 	}
 	if f.Discovered {
-		where = append(where, "discovered = 1")
+		add("discovered = 1")
+	}
+	order := " ORDER BY site, name, mac"
+	if f.NewestFirst {
+		order = " ORDER BY coalesce(last_seen, '') DESC, mac DESC"
+	}
+	if f.After != "" {
+		parts := 3
+		if f.NewestFirst {
+			parts = 2
+		}
+		key, err := parseCursor(f.After, parts)
+		if err != nil {
+			return nil, "", fmt.Errorf("list machines: cursor %q: %w", f.After, ErrBadCursor)
+		}
+		if f.NewestFirst {
+			add("(coalesce(last_seen, ''), mac) < (?, ?)", key[0], key[1])
+		} else {
+			add("(site, name, mac) > (?, ?, ?)", key[0], key[1], key[2])
+		}
 	}
 	q := `SELECT ` + machineColumns + ` FROM machines`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY site, name, mac"
+	q += order
+	if n >= 0 {
+		q += " LIMIT ?"
+		args = append(args, n+1) // one more says whether a next page exists
+	}
 	rows, err := db.query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list machines: %w", err)
+		return nil, "", fmt.Errorf("list machines: %w", err)
 	}
 	defer rows.Close()
 	var ms []Machine
 	for rows.Next() {
 		m, err := scanMachine(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list machines: %w", err)
+			return nil, "", fmt.Errorf("list machines: %w", err)
 		}
 		ms = append(ms, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list machines: %w", err)
+		return nil, "", fmt.Errorf("list machines: %w", err)
 	}
-	return ms, nil
+	next := ""
+	if n >= 0 && len(ms) > n {
+		ms = ms[:n]
+		last := ms[n-1]
+		if f.NewestFirst {
+			seen := ""
+			if !last.LastSeen.IsZero() {
+				seen = last.LastSeen.UTC().Format(timeFormat)
+			}
+			next = makeCursor(seen, string(last.MAC))
+		} else {
+			next = makeCursor(last.Site, last.Name, string(last.MAC))
+		}
+	}
+	return ms, next, nil
+}
+
+// MachineCount is how many machines share a site, a state, whether they are
+// declared and outdated, and the version they run: what the overview
+// counts, without reading every machine.
+type MachineCount struct {
+	Site       string
+	State      State
+	Discovered bool
+	Outdated   bool
+	Version    string // current version (commit)
+	N          int
+}
+
+// MachineCounts counts the machines by site, state, discovered, outdated
+// and current version.
+func (db *DB) MachineCounts(ctx context.Context) ([]MachineCount, error) {
+	rows, err := db.query(ctx, `SELECT site, state, discovered,
+			discovered = 0 AND desired_version != '' AND current_version != desired_version,
+			current_version, count(*)
+		FROM machines GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`)
+	if err != nil {
+		return nil, fmt.Errorf("count machines: %w", err)
+	}
+	defer rows.Close()
+	var out []MachineCount
+	for rows.Next() {
+		var c MachineCount
+		var state string
+		if err := rows.Scan(&c.Site, &state, &c.Discovered, &c.Outdated, &c.Version, &c.N); err != nil {
+			return nil, fmt.Errorf("count machines: %w", err)
+		}
+		c.State = State(state)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count machines: %w", err)
+	}
+	return out, nil
 }

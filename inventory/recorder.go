@@ -83,7 +83,7 @@ func (r *recorder) takeOnce() func(*tx) error {
 		if !taken {
 			evs, taken = r.take(), true
 		}
-		_, err := t.storeEvents(evs)
+		_, err := t.storeEvents(evs, true)
 		return err
 	}
 }
@@ -101,10 +101,28 @@ func (r *recorder) take() []Event {
 
 // storeEvents inserts evs, in order, and applies them to their machines:
 // one read and one write per machine, whatever the number of its events.
-// It returns the events' IDs.
-func (t *tx) storeEvents(evs []Event) ([]int64, error) {
-	ids := make([]int64, 0, len(evs))
+// With limit, the events of MACs never seen before are subject to the
+// discovery rate (admitEvents). It returns the IDs of the events stored.
+func (t *tx) storeEvents(evs []Event, limit bool) ([]int64, error) {
 	var order []sites.MAC
+	seen := make(map[sites.MAC]bool, len(evs))
+	for _, ev := range evs {
+		if !seen[ev.MAC] {
+			seen[ev.MAC] = true
+			order = append(order, ev.MAC)
+		}
+	}
+	rows, err := t.machineRows(order)
+	if err != nil {
+		return nil, err
+	}
+	if limit {
+		if evs = t.admitEvents(evs, rows); len(evs) == 0 {
+			return nil, nil
+		}
+	}
+	ids := make([]int64, 0, len(evs))
+	order = order[:0]
 	changes := map[sites.MAC]*machineChange{}
 	for len(evs) > 0 {
 		chunk := evs[:min(len(evs), eventsPerInsert)]
@@ -127,10 +145,6 @@ func (t *tx) storeEvents(evs []Event) ([]int64, error) {
 				t.stepStored(ev.MAC)
 			}
 		}
-	}
-	rows, err := t.machineRows(order)
-	if err != nil {
-		return nil, err
 	}
 	for _, mac := range order {
 		if err := t.applyChange(mac, changes[mac], rows[mac]); err != nil {

@@ -170,7 +170,7 @@ func TestMachineCacheFollowsOtherWrites(t *testing.T) {
 	b := testMAC(2)
 	failed := errors.New("the rest of the write failed")
 	err := db.do(ctx, func(t *tx) error {
-		if _, err := t.storeEvents([]Event{{MAC: b, Site: "lab", Kind: event.Booted, At: time.Now()}}); err != nil {
+		if _, err := t.storeEvents([]Event{{MAC: b, Site: "lab", Kind: event.Booted, At: time.Now()}}, false); err != nil {
 			return err
 		}
 		return failed

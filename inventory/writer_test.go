@@ -67,7 +67,7 @@ func TestBatchIsolatesFailures(t *testing.T) {
 			if _, err := t.offer(LeaseRequest{MAC: testMAC(2)}, n, mine, at); err != nil {
 				return err
 			}
-			if _, err := t.storeEvents([]Event{{MAC: testMAC(2), Kind: event.DHCPOffer, At: time.Now()}}); err != nil {
+			if _, err := t.storeEvents([]Event{{MAC: testMAC(2), Kind: event.DHCPOffer, At: time.Now()}}, false); err != nil {
 				return err
 			}
 			return errBoom

@@ -37,11 +37,11 @@ func (s *server) apiMachines(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ms, err := s.machineViews(c.Request().Context(), f)
+	ms, next, err := s.machineViews(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"machines": ms})
+	return c.JSON(http.StatusOK, map[string]any{"machines": ms, "next": nextLink(c, next)})
 }
 
 func (s *server) apiMachine(c echo.Context) error {
@@ -53,11 +53,11 @@ func (s *server) apiMachine(c echo.Context) error {
 }
 
 func (s *server) apiDiscovered(c echo.Context) error {
-	ds, err := s.discovered(c.Request().Context())
+	ds, next, err := s.discovered(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"machines": ds})
+	return c.JSON(http.StatusOK, map[string]any{"machines": ds, "next": nextLink(c, next)})
 }
 
 func (s *server) apiRollout(c echo.Context) error {

@@ -125,34 +125,47 @@ type AuditView struct {
 	Result string    `json:"result"`
 }
 
-// auditEntries reads the newest entries; limit comes from the request
-// (default 200).
-func (s *server) auditEntries(c echo.Context) ([]AuditView, error) {
+// auditEntries reads a page of entries, newest first: limit (default 200,
+// at most inventory.MaxPage) and before (an entry ID) come from the
+// request. next is the URL of the older page, empty on the last.
+func (s *server) auditEntries(c echo.Context) (es []AuditView, next string, err error) {
 	n, err := intParam(c, "limit", 200)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	es, err := s.DB.Audit(c.Request().Context(), n)
+	n = min(max(n, 1), inventory.MaxPage)
+	before, err := intParam(c, "before", 0)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	out := make([]AuditView, 0, len(es))
-	for _, e := range es {
+	raw, err := s.DB.AuditBefore(c.Request().Context(), int64(before), n)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]AuditView, 0, len(raw))
+	for _, e := range raw {
 		out = append(out, AuditView(e))
 	}
-	return out, nil
+	if len(out) == n {
+		u := *c.Request().URL
+		q := u.Query()
+		q.Set("before", strconv.FormatInt(out[n-1].ID, 10))
+		u.RawQuery = q.Encode()
+		next = u.RequestURI()
+	}
+	return out, next, nil
 }
 
 func (s *server) apiAudit(c echo.Context) error {
-	es, err := s.auditEntries(c)
+	es, next, err := s.auditEntries(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"entries": es})
+	return c.JSON(http.StatusOK, map[string]any{"entries": es, "next": next})
 }
 
 func (s *server) auditPage(c echo.Context) error {
-	es, err := s.auditEntries(c)
+	es, _, err := s.auditEntries(c)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,8 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrUnavailable: this server cannot do it now, or at all.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrTooMany: too many such requests are running: try again shortly.
+	ErrTooMany = errors.New("too many requests")
 	// errUnauthenticated: no token or session, or an unknown one.
 	errUnauthenticated = errors.New("unauthenticated")
 	// errForbidden: a known identity without the right (role, CSRF).
@@ -49,6 +51,8 @@ func status(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrUnavailable), errors.Is(err, inventory.ErrClosed):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrTooMany):
+		return http.StatusTooManyRequests
 	case errors.As(err, &he):
 		// The router's own: no route, wrong method, body too large.
 		return he.Code

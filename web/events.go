@@ -85,16 +85,32 @@ func (s *server) recentEvents(ctx context.Context, site string, n int) ([]EventV
 func (s *server) apiEvents(c echo.Context) error {
 	ctx := c.Request().Context()
 	site := c.QueryParam("site")
-	n, err := intParam(c, "limit", 100)
+	n, err := intParam(c, "limit", inventory.DefaultPage)
 	if err != nil {
 		return err
 	}
+	n = min(max(n, 1), inventory.MaxPage)
 	var evs []EventView
-	after := c.QueryParam("after")
+	after, before := c.QueryParam("after"), c.QueryParam("before")
 	var cursor int64
-	if after == "" {
+	switch {
+	case before != "":
+		// Paging back through the log, newest first.
+		b, perr := strconv.ParseInt(before, 10, 64)
+		if perr != nil || b < 0 {
+			return kindf(ErrBadRequest, "before=%q: want an event ID", before)
+		}
+		var raw []inventory.Event
+		if raw, err = s.DB.EventsBefore(ctx, site, b, n); err == nil {
+			evs, err = s.withMachines(ctx, raw)
+		}
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{"events": evs, "older": olderLink(c, evs, n)})
+	case after == "":
 		evs, err = s.recentEvents(ctx, site, n)
-	} else {
+	default:
 		if cursor, err = strconv.ParseInt(after, 10, 64); err != nil || cursor < 0 {
 			return kindf(ErrBadRequest, "after=%q: want an event ID", after)
 		}
@@ -109,7 +125,26 @@ func (s *server) apiEvents(c echo.Context) error {
 	if len(evs) > 0 {
 		cursor = evs[len(evs)-1].ID
 	}
-	return c.JSON(http.StatusOK, map[string]any{"events": evs, "next": cursor})
+	out := map[string]any{"events": evs, "next": cursor}
+	if after == "" && len(evs) > 0 {
+		// The latest page, oldest first: older ones are before its first.
+		out["older"] = olderLink(c, evs[:1], 1)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// olderLink is the URL of the events before the oldest of evs (newest
+// first), empty when evs is short of a full page of n.
+func olderLink(c echo.Context, evs []EventView, n int) string {
+	if len(evs) < n || len(evs) == 0 {
+		return ""
+	}
+	u := *c.Request().URL
+	q := u.Query()
+	q.Del("after")
+	q.Set("before", strconv.FormatInt(evs[len(evs)-1].ID, 10))
+	u.RawQuery = q.Encode()
+	return u.RequestURI()
 }
 
 // Event stream timing.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +61,10 @@ func machineFilter(c echo.Context) (inventory.MachineFilter, error) {
 	if f.State != "" && !f.State.Valid() {
 		return f, kindf(ErrBadRequest, "state=%q: want one of %s", f.State, joinStates())
 	}
+	var err error
+	if f.Limit, f.After, err = pageParams(c); err != nil {
+		return f, err
+	}
 	switch strings.ToLower(c.QueryParam("outdated")) {
 	case "", "0", "false", "no", "off":
 	case "1", "true", "yes", "on":
@@ -80,8 +83,32 @@ func joinStates() string {
 	return strings.Join(ss, ", ")
 }
 
-// machineViews lists the machines f selects, with their last event.
-func (s *server) machineViews(ctx context.Context, f inventory.MachineFilter) ([]MachineView, error) {
+// pageParams reads a listing's page: limit (inventory.DefaultPage if
+// absent, at most inventory.MaxPage) and cursor (the next of the page
+// before).
+func pageParams(c echo.Context) (limit int, cursor string, err error) {
+	if limit, err = intParam(c, "limit", inventory.DefaultPage); err != nil {
+		return 0, "", err
+	}
+	return min(max(limit, 1), inventory.MaxPage), c.QueryParam("cursor"), nil
+}
+
+// nextLink is the URL of the page after this one: the request's own with
+// cursor set to next; empty when there is none.
+func nextLink(c echo.Context, next string) string {
+	if next == "" {
+		return ""
+	}
+	u := *c.Request().URL
+	q := u.Query()
+	q.Set("cursor", next)
+	u.RawQuery = q.Encode()
+	return u.RequestURI()
+}
+
+// machineViews lists a page of the machines f selects, with their last
+// event, and the cursor of the next page (empty after the last).
+func (s *server) machineViews(ctx context.Context, f inventory.MachineFilter) ([]MachineView, string, error) {
 	book := newVersionBook(s.DB)
 	if f.Version != "" {
 		var names []string
@@ -90,23 +117,26 @@ func (s *server) machineViews(ctx context.Context, f inventory.MachineFilter) ([
 		}
 		v, err := book.resolve(ctx, f.Site, names, f.Version)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		f.Version = v
 	}
-	ms, err := s.DB.Machines(ctx, f)
+	ms, next, err := s.DB.MachinePage(ctx, f)
+	if errors.Is(err, inventory.ErrBadCursor) {
+		return nil, "", kindf(ErrBadRequest, "cursor=%q: not the next of a page; start again without it", f.After)
+	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	out := make([]MachineView, 0, len(ms))
 	for _, m := range ms {
 		v, err := s.machineView(ctx, book, m)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // machineView makes the row of m, with its last event: one indexed lookup
@@ -306,20 +336,23 @@ type DiscoveredView struct {
 	Snippet string `json:"snippet"`
 }
 
-// discovered lists the machines in no site config, newest first seen last.
-func (s *server) discovered(ctx context.Context) ([]DiscoveredView, error) {
-	ms, err := s.machineViews(ctx, inventory.MachineFilter{Discovered: true})
-	if err != nil {
-		return nil, err
+// discovered lists a page of the machines in no site config, the last seen
+// first, and the cursor of the next page.
+func (s *server) discovered(c echo.Context) ([]DiscoveredView, string, error) {
+	f := inventory.MachineFilter{Discovered: true, NewestFirst: true}
+	var err error
+	if f.Limit, f.After, err = pageParams(c); err != nil {
+		return nil, "", err
 	}
-	slices.SortStableFunc(ms, func(a, b MachineView) int {
-		return compareTimes(b.LastSeen, a.LastSeen)
-	})
+	ms, next, err := s.machineViews(c.Request().Context(), f)
+	if err != nil {
+		return nil, "", err
+	}
 	out := make([]DiscoveredView, 0, len(ms))
 	for _, m := range ms {
 		out = append(out, DiscoveredView{MachineView: m, Snippet: snippet(m)})
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // archNames are the client architectures of DHCP option 93 (RFC 4578,
@@ -335,18 +368,6 @@ func archName(arch string) string {
 		return n + " (" + arch + ")"
 	}
 	return arch
-}
-
-func compareTimes(a, b *time.Time) int {
-	switch {
-	case a == nil && b == nil:
-		return 0
-	case a == nil:
-		return -1
-	case b == nil:
-		return 1
-	}
-	return a.Compare(*b)
 }
 
 // snippet is a machines: entry for site.yaml: a name (its old one if a

@@ -182,6 +182,17 @@ func (m *Metrics) CountFoldedEvents(folded func() uint64) {
 	}, func() float64 { return float64(folded()) }))
 }
 
+// CountDroppedDiscoveries publishes dropped(), the events and observations
+// of MACs never seen before that the inventory dropped over its discovery
+// rate (inventory.DB.DiscoveriesDropped), as
+// undercloud_discoveries_dropped_total: a random-MAC flood shows there.
+func (m *Metrics) CountDroppedDiscoveries(dropped func() uint64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "undercloud_discoveries_dropped_total",
+		Help: "Boot events and observations of MACs never seen before, dropped over the per-site discovery rate (--discover-per-minute).",
+	}, func() float64 { return float64(dropped()) }))
+}
+
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

@@ -21,11 +21,12 @@ func (s *server) overviewPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	booting, err := s.machineViews(ctx, inventory.MachineFilter{State: inventory.StateBooting})
+	// The first machines of each list; the machines page has them all.
+	booting, moreBooting, err := s.machineViews(ctx, inventory.MachineFilter{State: inventory.StateBooting, Limit: overviewList})
 	if err != nil {
 		return err
 	}
-	failed, err := s.machineViews(ctx, inventory.MachineFilter{State: inventory.StateFailed})
+	failed, moreFailed, err := s.machineViews(ctx, inventory.MachineFilter{State: inventory.StateFailed, Limit: overviewList})
 	if err != nil {
 		return err
 	}
@@ -35,13 +36,18 @@ func (s *server) overviewPage(c echo.Context) error {
 	}
 	reverse(evs)
 	data := struct {
-		Sites           []SiteView
-		Booting, Failed []MachineView
-		Events          []EventView
-		Repo            FetchView
-	}{vs, booting, failed, evs, fetchView(s.Sites.FetchStatus())}
+		Sites                   []SiteView
+		Booting, Failed         []MachineView
+		MoreBooting, MoreFailed bool
+		Events                  []EventView
+		Repo                    FetchView
+	}{vs, booting, failed, moreBooting != "", moreFailed != "", evs, fetchView(s.Sites.FetchStatus())}
 	return s.render(c, http.StatusOK, "overview", page{Title: "Overview", Nav: "overview", Live: true, Refresh: noScriptRefresh, Data: data})
 }
+
+// overviewList is how many machines the overview lists as booting or
+// failed.
+const overviewList = 50
 
 func reverse[T any](s []T) {
 	for i, j := 0, len(s)-1; i < j; i, j = i+1, j-1 {
@@ -66,6 +72,7 @@ type machinesData struct {
 	Filter   inventory.MachineFilter
 	Version  string // as typed
 	Machines []MachineView
+	Next     string // the next page's URL, empty on the last
 }
 
 func (s *server) machinesPage(c echo.Context) error {
@@ -73,11 +80,12 @@ func (s *server) machinesPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ms, err := s.machineViews(c.Request().Context(), f)
+	ms, next, err := s.machineViews(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
-	d := machinesData{Roles: sites.Roles, States: inventory.States(), Filter: f, Version: f.Version, Machines: ms}
+	d := machinesData{Roles: sites.Roles, States: inventory.States(), Filter: f, Version: f.Version, Machines: ms,
+		Next: nextLink(c, next)}
 	for _, st := range s.Sites.Status() {
 		d.Sites = append(d.Sites, st.Site)
 	}
@@ -172,11 +180,15 @@ func actionsFor(r *RolloutView) []string {
 }
 
 func (s *server) discoveredPage(c echo.Context) error {
-	ds, err := s.discovered(c.Request().Context())
+	ds, next, err := s.discovered(c)
 	if err != nil {
 		return err
 	}
-	return s.render(c, http.StatusOK, "discovered", page{Title: "Discovered machines", Nav: "discovered", Data: ds})
+	data := struct {
+		Machines []DiscoveredView
+		Next     string
+	}{ds, nextLink(c, next)}
+	return s.render(c, http.StatusOK, "discovered", page{Title: "Discovered machines", Nav: "discovered", Data: data})
 }
 
 // queryData is the query page: the statement, its result or why it has

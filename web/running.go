@@ -5,7 +5,6 @@ import (
 	"context"
 	"slices"
 
-	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/sites"
 )
 
@@ -21,16 +20,10 @@ type RunningView struct {
 	Machines int    `json:"machines"`
 }
 
-// runningVersions counts the declared machines of site st by the version
-// they last booted (ms holds every machine; discovered ones are left out),
-// most machines first, the active version first among equals.
-func (s *server) runningVersions(ctx context.Context, st sites.SiteStatus, ms []inventory.Machine) ([]RunningView, error) {
-	counts := map[string]int{}
-	for _, m := range ms {
-		if m.Site == st.Site && !m.Discovered {
-			counts[m.CurrentVersion]++
-		}
-	}
+// runningVersions lists the declared machines of site st by the version
+// they last booted (counts: commit -> machines), most machines first, the
+// active version first among equals.
+func (s *server) runningVersions(ctx context.Context, st sites.SiteStatus, counts map[string]int) ([]RunningView, error) {
 	known := map[string]sites.Version{}
 	for _, v := range []*sites.Version{st.Active, st.Pending} {
 		if v != nil {

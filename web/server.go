@@ -78,6 +78,7 @@ type server struct {
 	tokens   tokenSet
 	sessions *sessionStore
 	pages    map[string]*template.Template
+	queries  querySlots // SQL page queries running (query.go)
 }
 
 // Handler checks the configuration and returns the handler of the whole
