@@ -260,6 +260,7 @@ func TestHTTPHandlerChecks(t *testing.T) {
 		"no configs":    func(h *HTTP) { h.Configs = nil },
 		"no artifacts":  func(h *HTTP) { h.Artifacts = nil },
 		"no tokens":     func(h *HTTP) { h.Tokens = nil },
+		"no sources":    func(h *HTTP) { h.Sources = nil },
 		"short key":     func(h *HTTP) { h.Tokens = &Tokens{Key: []byte("short")} },
 		"bad base URL":  func(h *HTTP) { h.BaseURL = "10.0.0.1:8080" },
 		"bad allowlist": func(h *HTTP) { h.Firmware.Names = []string{"../x"} },
