@@ -47,15 +47,18 @@ nsexec() { ip netns exec "$NS" "$@"; }
 relay() { ip netns exec "$NC" "$@"; }
 
 # The site repo undercloud serves: one site whose relayed subnet is the pool.
+# Its artifacts live under the artifact root the server is given, named
+# relative to it.
 R=$W/repo
-mkdir -p "$R/images" "$R/sites/bench"
-printf 'bench kernel\n' > "$W/vmlinuz"; printf 'bench initrd\n' > "$W/initrd"
+A=$W/artifacts
+mkdir -p "$R/images" "$R/sites/bench" "$A"
+printf 'bench kernel\n' > "$A/vmlinuz"; printf 'bench initrd\n' > "$A/initrd"
 cat > "$R/images/bench.yaml" <<YAML
 ignition: 3.3.0
 mode: live
 artifacts:
-  kernel: {path: $W/vmlinuz, sha256: $(sha256sum "$W/vmlinuz" | cut -d' ' -f1)}
-  initrd: {path: $W/initrd, sha256: $(sha256sum "$W/initrd" | cut -d' ' -f1)}
+  kernel: {path: vmlinuz, sha256: $(sha256sum "$A/vmlinuz" | cut -d' ' -f1)}
+  initrd: {path: initrd, sha256: $(sha256sum "$A/initrd" | cut -d' ' -f1)}
 YAML
 cat > "$R/sites/bench/site.yaml" <<'YAML'
 network:
@@ -152,8 +155,8 @@ serve_undercloud() {
 	# Not through nsexec: a backgrounded function is a subshell, and $!
 	# must be the server itself (ip netns exec execs it) so that kill
 	# reaches it.
-	ip netns exec "$NS" "$BIN" serve --repo "$R" --data-dir "$W/uc" --interface s0 --server-ip 10.0.0.1 \
-		--listen 127.0.0.1:18080 --tftp-listen '' --log-level warn >> "$W/undercloud.log" 2>&1 &
+	ip netns exec "$NS" "$BIN" serve --repo "$R" --data-dir "$W/uc" --artifact-root "$A" --interface s0 --server-ip 10.0.0.1 \
+		--listen 127.0.0.1:18080 --operator-listen '' --tftp-listen '' --log-level warn >> "$W/undercloud.log" 2>&1 &
 	SRV=$!
 }
 serve_kea() {

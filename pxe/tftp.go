@@ -1,6 +1,7 @@
 package pxe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pin/tftp/v3"
@@ -25,16 +27,40 @@ type TFTP struct {
 	Recorder Recorder     // optional: receives a tftp event per request
 	Metrics  Metrics      // optional
 	Log      *slog.Logger // nil means discard
-	// Timeout is how long to wait for each acknowledgement before resending;
-	// 0 means pin/tftp's default (5 s, five attempts).
+	// Timeout is how long to wait for each acknowledgement before resending
+	// (DefaultTFTPTimeout if 0), Retries how many times to resend
+	// (DefaultTFTPRetries if 0). Together they bound how long a client that
+	// never acknowledges holds its transfer: about Timeout × (Retries+1).
 	Timeout time.Duration
+	Retries int
+	// MaxTransfers bounds the transfers under way at once, MaxPerClient
+	// those of one client address (DefaultTFTPMaxTransfers,
+	// DefaultTFTPMaxPerClient if 0). A read request beyond either is
+	// refused at once with an ERROR packet, counted as a failed transfer
+	// and logged at Debug only: a flood must not fill the log or the
+	// inventory.
+	MaxTransfers int
+	MaxPerClient int
 }
+
+// Defaults of TFTP's bounds. pin/tftp's own (5 s, five resends, a random
+// backoff of up to 1 s) kept a client that never acknowledges for about
+// 33 s per request, so a flood of 2,000 read requests held 2,000 sockets.
+// A PXE ROM on the LAN acknowledges in milliseconds and fetches one file
+// at a time.
+const (
+	DefaultTFTPTimeout      = time.Second
+	DefaultTFTPRetries      = 3
+	DefaultTFTPMaxTransfers = 64
+	DefaultTFTPMaxPerClient = 4
+)
 
 // The messages a client sees in the TFTP ERROR packet: fixed, so that nothing
 // of the server's file system leaks.
 var (
 	errTFTPNotFound = errors.New("file not found")
 	errTFTPReadOnly = errors.New("read-only server: write refused")
+	errTFTPBusy     = errors.New("server busy: try again")
 )
 
 // Serve answers TFTP requests on conn until ctx ends, then closes conn, waits
@@ -44,13 +70,16 @@ var (
 // on large blocks. pin/tftp sends each transfer from its own ephemeral port,
 // as RFC 1350 asks.
 func (s *TFTP) Serve(ctx context.Context, conn net.PacketConn) error {
+	slots := &slots{max: cmp.Or(s.MaxTransfers, DefaultTFTPMaxTransfers), perClient: cmp.Or(s.MaxPerClient, DefaultTFTPMaxPerClient)}
 	srv := tftp.NewServer(
-		func(name string, rf io.ReaderFrom) error { return s.read(ctx, name, rf) },
+		func(name string, rf io.ReaderFrom) error { return s.admit(ctx, slots, name, rf) },
 		func(name string, wt io.WriterTo) error { return s.write(ctx, name, wt) },
 	)
-	if s.Timeout > 0 {
-		srv.SetTimeout(s.Timeout)
-	}
+	srv.SetTimeout(cmp.Or(s.Timeout, DefaultTFTPTimeout))
+	srv.SetRetries(cmp.Or(s.Retries, DefaultTFTPRetries))
+	// A short, fixed pause before each resend rather than pin/tftp's random
+	// one of up to a second.
+	srv.SetBackoff(func(int) time.Duration { return 50 * time.Millisecond })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(conn) }()
 	select {
@@ -66,6 +95,21 @@ func (s *TFTP) Serve(ctx context.Context, conn net.PacketConn) error {
 		}
 		return nil
 	}
+}
+
+// admit runs a read request in a transfer slot, or refuses it when none is
+// free.
+func (s *TFTP) admit(ctx context.Context, sl *slots, raw string, rf io.ReaderFrom) error {
+	ip := remoteAddr(rf)
+	if reason := sl.take(ip); reason != "" {
+		logger(s.Log).Debug("tftp read refused", "ip", ip.String(), "reason", reason)
+		if s.Metrics != nil {
+			s.Metrics.TFTPTransfer("", 0, false)
+		}
+		return errTFTPBusy
+	}
+	defer sl.give(ip)
+	return s.read(ctx, raw, rf)
 }
 
 // read is the read-request handler: decide, open, send, record.
@@ -119,19 +163,60 @@ func (s *TFTP) write(ctx context.Context, raw string, wt io.WriterTo) error {
 // event starts the tftp event of a request, naming the client by address and,
 // when the lease table knows it, by MAC.
 func (s *TFTP) event(ctx context.Context, t any) Event {
-	ev := Event{Time: time.Now(), Kind: event.TFTP}
-	if ra, ok := t.(interface{ RemoteAddr() net.UDPAddr }); ok {
-		a := ra.RemoteAddr()
-		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			ev.IP = ip.Unmap()
-		}
-	}
+	ev := Event{Time: time.Now(), Kind: event.TFTP, IP: remoteAddr(t)}
 	if s.Leases != nil && ev.IP.IsValid() {
 		if mac, ok := s.Leases.MACByIP(ctx, ev.IP); ok {
 			ev.MAC = mac
 		}
 	}
 	return ev
+}
+
+// remoteAddr is the client address of a pin/tftp transfer.
+func remoteAddr(t any) netip.Addr {
+	if ra, ok := t.(interface{ RemoteAddr() net.UDPAddr }); ok {
+		a := ra.RemoteAddr()
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// slots counts the transfers under way, in all and by client.
+type slots struct {
+	max, perClient int
+
+	mu     sync.Mutex
+	n      int
+	byAddr map[netip.Addr]int
+}
+
+// take claims a slot for ip, or says which bound is reached.
+func (sl *slots) take(ip netip.Addr) string {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	switch {
+	case sl.n >= sl.max:
+		return "transfer limit"
+	case sl.byAddr[ip] >= sl.perClient:
+		return "per-client transfer limit"
+	}
+	if sl.byAddr == nil {
+		sl.byAddr = map[netip.Addr]int{}
+	}
+	sl.n++
+	sl.byAddr[ip]++
+	return ""
+}
+
+func (sl *slots) give(ip netip.Addr) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	sl.n--
+	if sl.byAddr[ip]--; sl.byAddr[ip] <= 0 {
+		delete(sl.byAddr, ip)
+	}
 }
 
 func (s *TFTP) done(ev Event, ok bool) {

@@ -15,7 +15,7 @@ func TestBrowser(t *testing.T) {
 	f := newFleet(t)
 	shots := t.ArtifactDir()
 	d := startBrowser(t, f.lab)
-	base := f.srv.url()
+	base := f.srv.opURL() // the server's self-signed certificate: see startBrowser
 
 	// Log in: everything else redirects to the login page first.
 	d.open(base + "/machines")

@@ -30,12 +30,12 @@ func demo(ctx context.Context) error {
 
 	// The server under test runs inside the namespace; on the bridge it is
 	// lab.ServerAddr, from the host lab.FromHost.
-	srv, err := lab.Start("undercloud", "/path/to/undercloud", "serve", "--listen", "0.0.0.0:8080")
+	srv, err := lab.Start("undercloud", "/path/to/undercloud", "serve", "--listen", "0.0.0.0:8080", "--operator-listen", "0.0.0.0:8443")
 	if err != nil {
 		return err
 	}
 	fmt.Println("server log:", srv.Log)
-	fmt.Printf("UI from the host: http://%s:8080/\n", lab.FromHost)
+	fmt.Printf("UI from the host: https://%s:8443/\n", lab.FromHost)
 
 	vm, err := lab.StartVM(ctx, testvm.VMConfig{MAC: testvm.MAC(1), Firmware: testvm.UEFI, PoweredOff: true})
 	if err != nil {

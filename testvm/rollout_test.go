@@ -61,7 +61,7 @@ func (f *fleet) cli(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := f.lab.Command(ctx, append([]string{undercloudBin(f.t)}, args...)...)
-	cmd.Env = append(os.Environ(), "UNDERCLOUD_SERVER="+f.srv.url(), "UNDERCLOUD_TOKEN="+operatorToken)
+	cmd.Env = append(os.Environ(), "UNDERCLOUD_SERVER="+f.srv.opURL(), "UNDERCLOUD_CA="+f.srv.caFile(), "UNDERCLOUD_TOKEN="+operatorToken)
 	out, err := cmd.CombinedOutput()
 	f.t.Logf("undercloud %s\n%s", strings.Join(args, " "), out)
 	return string(out), err

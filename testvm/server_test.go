@@ -84,9 +84,13 @@ func exampleRepo(t testing.TB) *siterepo.Repo {
 func startServer(t testing.TB, lab *testvm.Lab, repo *siterepo.Repo, extra ...string) *labServer {
 	t.Helper()
 	s := &labServer{t: t, lab: lab, repo: repo, dataDir: filepath.Join(t.TempDir(), "data")}
-	s.args = append([]string{undercloudBin(t), "serve", "--repo", repo.Dir, "--data-dir", s.dataDir,
-		"--sites", "lab", "--listen", ":8080", "--refresh", "1s", "--log-level", "debug"}, extra...)
+	s.args = append([]string{undercloudBin(t), "serve", "--repo", repo.Dir, "--data-dir", s.dataDir, "--artifact-root", repo.ArtifactRoot,
+		"--sites", "lab", "--listen", ":8080", "--operator-listen", ":8443", "--refresh", "1s", "--log-level", "debug"}, extra...)
 	s.start()
+	// Stop the server before its data dir (a TempDir, removed by a cleanup
+	// that runs after this one) goes: the lab stops its processes only
+	// after, and a server still writing its WAL made RemoveAll fail.
+	t.Cleanup(func() { s.proc.Stop(10 * time.Second) })
 	ro, err := inventory.OpenReadOnly(context.Background(), filepath.Join(s.dataDir, "inventory.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -130,8 +134,15 @@ func (s *labServer) waitHealthy() {
 // client returns an HTTP client that connects from inside the lab.
 func (s *labServer) client() *http.Client { return s.lab.HTTPClient(10 * time.Second) }
 
-// url is the server's base URL inside the lab.
+// url is the server's machine-facing base URL inside the lab.
 func (s *labServer) url() string { return "http://" + s.lab.ServerAddr.String() + ":8080" }
+
+// opURL is the server's operator base URL (UI, API, /metrics) inside the
+// lab: HTTPS with the certificate the server generated into its data dir.
+func (s *labServer) opURL() string { return "https://" + s.lab.ServerAddr.String() + ":8443" }
+
+// caFile is that certificate, for the CLI's UNDERCLOUD_CA.
+func (s *labServer) caFile() string { return filepath.Join(s.dataDir, "operator-tls.crt") }
 
 // get fetches a path of the server from inside the lab namespace.
 func (s *labServer) get(path string) (int, []byte, error) {

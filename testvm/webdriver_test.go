@@ -58,6 +58,9 @@ func startBrowser(t *testing.T, lab *testvm.Lab) *webDriver {
 			"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 			"--disable-background-networking", "--disable-component-update", "--disable-sync",
 			"--disable-dev-shm-usage", "--window-size=1400,1000", "--user-data-dir=" + profile,
+			// The UI is served over HTTPS with the certificate the server
+			// generated for itself, which no browser trusts.
+			"--ignore-certificate-errors",
 		}},
 	}}}, &s)
 	d.session = "/session/" + s.SessionID

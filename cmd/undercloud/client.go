@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -25,11 +27,15 @@ type apiClient struct {
 	http  *http.Client
 }
 
-// clientFlags registers --server and --token (UNDERCLOUD_SERVER,
-// UNDERCLOUD_TOKEN) on fs.
+// clientFlags registers --server, --token and --ca (UNDERCLOUD_SERVER,
+// UNDERCLOUD_TOKEN, UNDERCLOUD_CA) on fs.
 func clientFlags(fs *flag.FlagSet) func() (*apiClient, error) {
-	server := fs.String("server", envOr("UNDERCLOUD_SERVER", "http://127.0.0.1:8080"), "the server's URL (env UNDERCLOUD_SERVER)")
+	server := fs.String("server", envOr("UNDERCLOUD_SERVER", "https://127.0.0.1:8443"),
+		"the server's operator URL, its --operator-listen address (env UNDERCLOUD_SERVER)")
 	token := fs.String("token", "", "API token (env UNDERCLOUD_TOKEN); changes need an operator token")
+	ca := fs.String("ca", envOr("UNDERCLOUD_CA", ""),
+		"PEM certificates to trust for an https server instead of the system's: the server's self-signed\n"+
+			"DATA-DIR/operator-tls.crt (copy it; its SHA-256 fingerprint is in the server's log) or your CA (env UNDERCLOUD_CA)")
 	return func() (*apiClient, error) {
 		t := *token
 		if t == "" {
@@ -42,8 +48,34 @@ func clientFlags(fs *flag.FlagSet) func() (*apiClient, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, usageError("--server %q: want http(s)://host:port", *server)
 		}
-		return &apiClient{base: strings.TrimRight(*server, "/"), token: t, http: &http.Client{Timeout: 30 * time.Second}}, nil
+		hc, err := httpClient(*ca)
+		if err != nil {
+			return nil, err
+		}
+		return &apiClient{base: strings.TrimRight(*server, "/"), token: t, http: hc}, nil
 	}
+}
+
+// httpClient is the CLI's HTTP client, trusting the certificates of the PEM
+// file ca for https when one is given. Verification is never turned off: a
+// self-signed server certificate is trusted by naming it.
+func httpClient(ca string) (*http.Client, error) {
+	c := &http.Client{Timeout: 30 * time.Second}
+	if ca == "" {
+		return c, nil
+	}
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		return nil, usageError("--ca: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, usageError("--ca %s: no PEM certificate in it", ca)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.Transport = t
+	return c, nil
 }
 
 func envOr(name, def string) string {

@@ -34,6 +34,11 @@ func TestParseServe(t *testing.T) {
 		"bad listen":       {args: []string{"--repo", "x", "--listen", "8080"}, wantErr: `--listen "8080": want host:port`},
 		"refresh too fast": {args: []string{"--repo", "x", "--refresh", "1ms"}, wantErr: "--refresh 1ms: too short"},
 		"stray argument":   {args: []string{"--repo", "x", "lab"}, wantErr: "serve takes no arguments"},
+		"cert without key": {args: []string{"--repo", "x", "--tls-cert", "c.pem"}, wantErr: "--tls-cert and --tls-key go together"},
+		"bad operator listen": {
+			env: map[string]string{"UNDERCLOUD_REPO": "x", "UNDERCLOUD_OPERATOR_LISTEN": "8443"}, wantErr: `--operator-listen "8443"`,
+		},
+		"no connections": {args: []string{"--repo", "x", "--max-conns-per-ip", "0"}, wantErr: "--max-conns-per-ip 0: want at least 1"},
 	}
 	want := map[string]string{
 		"env fills flags": "/srv/sites /tmp/uc 30s /tmp/uc/artifacts",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/undercloud/undercloud/ignition"
 	"github.com/undercloud/undercloud/images"
 	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/netlimit"
 	"github.com/undercloud/undercloud/provision"
 	"github.com/undercloud/undercloud/pxe"
 	"github.com/undercloud/undercloud/rebuild"
@@ -89,8 +91,10 @@ func newServer(ctx context.Context, cfg *serveConfig, sec *secrets.Secrets, log 
 	s := &server{cfg: cfg, log: log, secrets: sec, db: db, refresh: make(chan bool, 1),
 		metrics: web.NewMetrics(buildVersion())}
 	s.metrics.CountFoldedEvents(db.Folded)
+	db.DiscoveryRate = cfg.DiscoveryRate
+	s.metrics.CountDroppedDiscoveries(db.DiscoveriesDropped)
 	s.store = &images.Store{Dir: filepath.Join(cfg.DataDir, "images"), ArtifactRoot: cfg.ArtifactRoot,
-		Client: &http.Client{Timeout: 30 * time.Minute}, Log: log}
+		MaxBytes: cfg.ArtifactMaxBytes, Log: log}
 	s.tracker = &sites.Tracker{
 		Repo:   &sites.Repo{URL: cfg.Repo, Dir: filepath.Join(cfg.DataDir, "repo.git"), Log: log},
 		Branch: cfg.Branch, Sites: cfg.Sites,
@@ -172,9 +176,10 @@ func (s *server) close() {
 // listeners are every socket the server serves, opened before anything runs
 // so that a port in use is reported at once.
 type listeners struct {
-	http net.Listener
-	tftp net.PacketConn
-	dhcp []dhcpListener
+	http     net.Listener // machine-facing
+	operator net.Listener // nil when --operator-listen is empty
+	tftp     net.PacketConn
+	dhcp     []dhcpListener
 }
 
 type dhcpListener struct {
@@ -187,6 +192,9 @@ type dhcpListener struct {
 func (l *listeners) close() {
 	if l.http != nil {
 		l.http.Close()
+	}
+	if l.operator != nil {
+		l.operator.Close()
 	}
 	if l.tftp != nil {
 		l.tftp.Close()
@@ -201,6 +209,12 @@ func (s *server) listen() (*listeners, error) {
 	var err error
 	if l.http, err = net.Listen("tcp", s.cfg.Listen); err != nil {
 		return nil, fmt.Errorf("HTTP: %w", err)
+	}
+	if s.cfg.OperatorListen != "" {
+		if l.operator, err = net.Listen("tcp", s.cfg.OperatorListen); err != nil {
+			l.close()
+			return nil, fmt.Errorf("operator HTTP: %w", err)
+		}
 	}
 	if s.cfg.TFTPListen != "" {
 		if l.tftp, err = net.ListenPacket("udp4", s.cfg.TFTPListen); err != nil {
@@ -243,6 +257,14 @@ func (s *server) run(ctx context.Context) error {
 		return err
 	}
 	defer l.close()
+	var tlsConfig *tls.Config
+	if l.operator != nil && s.cfg.OperatorTLS {
+		var fp, file string
+		if tlsConfig, fp, file, err = operatorTLS(s.cfg); err != nil {
+			return err
+		}
+		s.log.Info("operator TLS certificate", "file", file, "sha256", fp)
+	}
 	key, err := s.secrets.TokenKey(s.cfg.DataDir)
 	if err != nil {
 		return err
@@ -255,22 +277,33 @@ func (s *server) run(ctx context.Context) error {
 	lz := provision.NewLeases(s.db)
 	events := provision.NewDHCPEvents(s.db, s.log)
 	bootHTTP := &pxe.HTTP{
-		Targets: s.core, Configs: s.core, Callbacks: s.core, Artifacts: s.store,
+		Targets: s.core, Configs: s.core, Callbacks: s.core, Sources: s.core, Artifacts: s.store,
 		Tokens: &pxe.Tokens{Key: key}, Firmware: firmware, Leases: lz, Recorder: queue,
 		Metrics: s.metrics, Log: s.log,
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	handler, err := s.handler(ctx, bootHTTP)
+	machineHandler, operatorHandler, err := s.handlers(ctx, bootHTTP)
 	if err != nil {
 		return err
 	}
 	g.Go(func() error { return s.tracker.Run(ctx, s.cfg.Refresh, s.refresh) })
+	g.Go(func() error { return s.collectArtifacts(ctx, collectInterval) })
 	g.Go(func() error { return queue.Run(ctx) })
 	g.Go(func() error { return events.Run(ctx) })
+	g.Go(func() error { return s.db.RunRetention(ctx, s.cfg.Retention, 0) })
 	g.Go(func() error { return s.engine.Run(ctx) })
-	g.Go(func() error { return serveHTTP(ctx, l.http, handler) })
+	machineLn := s.limit("machine", l.http)
+	g.Go(func() error { return serveHTTP(ctx, machineLn, machineHandler, s.log) })
+	if l.operator != nil {
+		var operatorLn net.Listener = s.limit("operator", l.operator)
+		if tlsConfig != nil {
+			operatorLn = tls.NewListener(operatorLn, tlsConfig)
+		}
+		g.Go(func() error { return serveHTTP(ctx, operatorLn, operatorHandler, s.log) })
+	}
 	if l.tftp != nil {
-		tftp := &pxe.TFTP{Firmware: firmware, Leases: lz, Recorder: queue, Metrics: s.metrics, Log: s.log}
+		tftp := &pxe.TFTP{Firmware: firmware, Leases: lz, Recorder: queue, Metrics: s.metrics, Log: s.log,
+			MaxTransfers: s.cfg.TFTPMaxTransfers, MaxPerClient: s.cfg.TFTPMaxPerClient}
 		g.Go(func() error { return tftp.Serve(ctx, l.tftp) })
 	}
 	port := l.http.Addr().(*net.TCPAddr).Port
@@ -283,7 +316,15 @@ func (s *server) run(ctx context.Context) error {
 		g.Go(func() error { return srv.Serve(ctx, d.conn) })
 		s.log.Info("DHCP listening", "iface", d.iface, "port", d.port, "server_ip", d.serverIP)
 	}
-	s.log.Info("undercloud serving", "http", l.http.Addr().String(), "sites", len(s.tracker.Releases()))
+	operatorAddr := ""
+	if l.operator != nil {
+		scheme := "http://"
+		if tlsConfig != nil {
+			scheme = "https://"
+		}
+		operatorAddr = scheme + l.operator.Addr().String()
+	}
+	s.log.Info("undercloud serving", "http", l.http.Addr().String(), "operator", operatorAddr, "sites", len(s.tracker.Releases()))
 	err = g.Wait()
 	if ferr := s.db.Flush(context.Background()); ferr != nil {
 		s.log.Error("flush inventory", "err", ferr)
@@ -292,16 +333,18 @@ func (s *server) run(ctx context.Context) error {
 	return err
 }
 
-// handler is the HTTP surface: the web UI, the JSON API and /metrics, with
-// the machine-facing boot endpoints handed through to pxe, and /healthz.
-func (s *server) handler(ctx context.Context, boot *pxe.HTTP) (http.Handler, error) {
+// handlers are the two HTTP surfaces. The machine-facing one carries pxe's
+// boot endpoints and /healthz, nothing else: the provisioning network is
+// anyone's to reach. The operator's carries the web UI, the JSON API,
+// /metrics and /healthz, and answers 404 to the boot endpoints.
+func (s *server) handlers(ctx context.Context, boot *pxe.HTTP) (machine, operator http.Handler, err error) {
 	bh, err := boot.Handler()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ro, err := inventory.OpenReadOnly(ctx, filepath.Join(s.cfg.DataDir, "inventory.db"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	go func() { <-ctx.Done(); ro.Close() }()
 	var tokens []web.Token
@@ -313,29 +356,65 @@ func (s *server) handler(ctx context.Context, boot *pxe.HTTP) (http.Handler, err
 	}
 	w := &web.Server{
 		DB: s.db, ReadOnly: ro, Sites: siteSource{Tracker: s.tracker, refresh: s.refresh},
-		Rebuilds: rebuilds{s.engine}, Boot: bh, Tokens: tokens, Metrics: s.metrics,
+		Rebuilds: rebuilds{s.engine}, Tokens: tokens, Metrics: s.metrics,
 		Log: s.log, Version: buildVersion(), Done: ctx.Done(),
 	}
 	wh, err := w.Handler()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return withHealthz(bh, s.healthz), withHealthz(wh, s.healthz), nil
+}
+
+// healthz answers 200 while some site has an active version.
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	if len(s.tracker.Releases()) == 0 {
+		http.Error(w, "no site has an active version", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+func withHealthz(h http.Handler, healthz http.HandlerFunc) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/", wh)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if len(s.tracker.Releases()) == 0 {
-			http.Error(w, "no site has an active version", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	return mux, nil
+	mux.Handle("/", h)
+	mux.Handle("GET /healthz", healthz)
+	return mux
+}
+
+// Bounds of both HTTP servers. A request's header must arrive within
+// readHeaderTimeout, its body within readBodyTimeout; a response may stall
+// for writeIdleTimeout per piece, however long it is in all (an artifact of
+// a gigabyte); a keep-alive connection is closed after idleTimeout without
+// a request.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readBodyTimeout   = 30 * time.Second
+	writeIdleTimeout  = time.Minute
+	idleTimeout       = time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+// limit caps ln's connections, in all and per client address, and
+// publishes its open and refused connections in /metrics.
+func (s *server) limit(name string, ln net.Listener) *netlimit.Listener {
+	lim := netlimit.Limit(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.log.With("listener", name))
+	s.metrics.CountConns(name, lim.Open, lim.Refused)
+	return lim
 }
 
 // serveHTTP serves until ctx ends, then shuts down with a fresh timeout:
 // requests under way (an artifact download) get a chance to finish.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           netlimit.Deadlines(h, readBodyTimeout, writeIdleTimeout),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		// Failed TLS handshakes and bad requests are the clients' doing:
+		// Debug, not the server's own log.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

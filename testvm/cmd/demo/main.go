@@ -9,8 +9,10 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,7 +59,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	bin := fs.String("bin", "bin/undercloud", "the undercloud binary")
 	imageDir := fs.String("image", "build/testimage", "the test node image (make image)")
 	keep := fs.Bool("keep", false, "keep the lab's work directory (logs, serial consoles) after Ctrl-C")
-	port := fs.Int("port", 8080, "the server's HTTP port (UI, API, boot endpoints)")
+	port := fs.Int("port", 8080, "the server's machine-facing HTTP port (boot endpoints)")
+	opPort := fs.Int("operator-port", 8443, "the server's operator HTTPS port (UI, API, metrics)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -108,24 +111,32 @@ bmc:
 		fmt.Fprintln(out, "demo: stopped cleanly")
 	}()
 	data := filepath.Join(work, "data")
-	srv, err := lab.Start("undercloud", binPath, "serve", "--repo", repo.Dir, "--data-dir", data,
-		"--sites", "lab", "--listen", fmt.Sprintf(":%d", *port), "--secrets", secrets, "--refresh", "5s")
+	srv, err := lab.Start("undercloud", binPath, "serve", "--repo", repo.Dir, "--data-dir", data, "--artifact-root", repo.ArtifactRoot,
+		"--sites", "lab", "--listen", fmt.Sprintf(":%d", *port), "--operator-listen", fmt.Sprintf(":%d", *opPort),
+		"--secrets", secrets, "--refresh", "5s")
 	if err != nil {
 		return err
 	}
 	if err := waitHealthy(ctx, lab, *port, srv); err != nil {
 		return err
 	}
-	url := fmt.Sprintf("http://%s:%d/", lab.FromHost, *port)
+	url := fmt.Sprintf("https://%s:%d/", lab.FromHost, *opPort)
+	cert := filepath.Join(data, "operator-tls.crt")
+	fp, err := certFingerprint(cert)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(out, `
   undercloud is serving the lab site (1 master, 2 workers) on %s inside namespace %s
   Web UI and API, from this host:  %s
+    The server's self-signed certificate is %s,
+    SHA-256 %s: accept it in the browser if the fingerprint matches.
   Operator token: %s
-    (log in with it, or: curl -H 'Authorization: Bearer %s' %sapi/v1/machines)
+    (log in with it, or: curl --cacert %s -H 'Authorization: Bearer %s' %sapi/v1/machines)
   Server log: %s
   Ctrl-C stops everything.
 
-`, lab.ServerAddr, lab.Name, url, token, token, url, srv.Log)
+`, lab.ServerAddr, lab.Name, url, cert, fp, token, cert, token, url, srv.Log)
 
 	for _, m := range machines {
 		hw, _ := net.ParseMAC(m.mac)
@@ -139,6 +150,25 @@ bmc:
 		fmt.Fprintf(out, "demo: %s powered on (%s, MAC %s, BMC ipmi %s:%d)\n", m.name, m.fw, m.mac, lab.ServerAddr, m.bmcPort)
 	}
 	return streamEvents(ctx, filepath.Join(data, "inventory.db"), out, srv)
+}
+
+// certFingerprint is the SHA-256 of a PEM certificate's DER, as the server
+// logs it and openssl x509 -fingerprint -sha256 prints it.
+func certFingerprint(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return "", fmt.Errorf("%s: no PEM certificate", file)
+	}
+	sum := sha256.Sum256(block.Bytes)
+	pairs := make([]string, len(sum))
+	for i, c := range sum {
+		pairs[i] = fmt.Sprintf("%02X", c)
+	}
+	return strings.Join(pairs, ":"), nil
 }
 
 // waitHealthy waits for the server's /healthz, from inside the lab.
