@@ -346,7 +346,20 @@ func (s *Server) decline(ctx context.Context, x *exchange) Outcome {
 		x.log.Debug("dhcp: ignored: decline not for us")
 		return OutcomeIgnored
 	}
-	x.record(s.event(x, KindDecline, ip))
+	res, known := s.Plan.Reservation(x.mac)
+	ev := s.event(x, KindDecline, ip)
+	ev.Known, ev.Hostname = known, res.Hostname
+	if reason := declineRefused(x.subnet, known, ip); reason != "" {
+		// DHCPDECLINE is unauthenticated: anyone who spoofs a machine's
+		// MAC could otherwise hold its reserved address from it. Only a
+		// dynamic address can be swapped for another one; a reserved
+		// address is the machine's only one, so holding it helps nobody.
+		ev.Reason = reason
+		x.record(ev)
+		x.log.Warn("dhcp: decline ignored: "+reason, "ip", ip.String(), "known", known)
+		return OutcomeIgnored
+	}
+	x.record(ev)
 	var err error
 	if s.Leases != nil {
 		if err = x.leases.Decline(ctx, x.mac, ip); errors.Is(err, errDeferred) {
@@ -361,6 +374,21 @@ func (s *Server) decline(ctx context.Context, x *exchange) Outcome {
 		return OutcomeError
 	}
 	return OutcomeDone
+}
+
+// declineRefused says why a DECLINE of ip must change nothing, "" when it
+// may hold the address: only an address of sn's dynamic range declined by
+// a machine without a reservation is held. A known machine's address is its
+// reservation, and the gate keeps every reservation out of the dynamic
+// ranges, so an address outside them may be some machine's reservation.
+func declineRefused(sn Subnet, known bool, ip netip.Addr) string {
+	switch {
+	case known:
+		return "the address is a known machine's reservation"
+	case sn.Range == nil || !sn.Range.Contains(ip):
+		return "the address is outside the dynamic range"
+	}
+	return ""
 }
 
 func (s *Server) inform(x *exchange) (*answer, Outcome) {

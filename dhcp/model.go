@@ -108,7 +108,9 @@ type Leases interface {
 	// Release frees the MAC's lease on ip (DHCPRELEASE).
 	Release(ctx context.Context, mac net.HardwareAddr, ip netip.Addr) error
 	// Decline marks ip as in use by some other host (DHCPDECLINE: the client
-	// found it taken), so it is not offered again for a while.
+	// found it taken), so it is not offered again for a while. The server
+	// calls it only for an address of the dynamic range declined by a
+	// machine without a reservation: a reserved address is never held.
 	Decline(ctx context.Context, mac net.HardwareAddr, ip netip.Addr) error
 }
 

@@ -233,9 +233,21 @@ func (db *DB) Release(ctx context.Context, mac sites.MAC, ip netip.Addr) error {
 // because mac found it in use (DHCPDECLINE, RFC 2131 4.3.3). The hold keeps
 // the address, not the client: mac's next request gets another address.
 // ErrNotFound if mac holds no lease on ip.
+//
+// A declared machine's lease is never held (ErrConflict, nothing changes):
+// its address is its reservation, the only one it can get, and DHCPDECLINE
+// is unauthenticated, so a hold would let anyone who spoofs its MAC lock it
+// out for the whole hold.
 func (db *DB) Decline(ctx context.Context, mac sites.MAC, ip netip.Addr, hold time.Duration) error {
 	err := db.do(ctx, func(t *tx) error {
 		now := t.db().now()
+		var declared bool
+		if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM machines WHERE mac = ? AND discovered = 0)`, string(mac)).Scan(&declared); err != nil {
+			return err
+		}
+		if declared {
+			return fmt.Errorf("the address is declared machine %s's reservation: %w", mac, ErrConflict)
+		}
 		return t.updateOwn(mac, ip, `UPDATE leases SET mac = NULL, state = 'declined', expires = ?, updated = ? WHERE mac = ? AND ip_num = ?`,
 			fmtTime(now.Add(orDefault(hold, DefaultDeclineHold))), fmtTime(now))
 	})
