@@ -145,6 +145,9 @@ func parseSnippet(sn sites.Snippet, sp spec, image string) (layer, sites.Problem
 		ps = sites.Problems{{File: sn.File, Message: "Ignition: " + err.Error()}}
 	}
 	l.cfg = cfg
+	if len(ps) == 0 {
+		ps = escapes(l)
+	}
 	return l, ps
 }
 
