@@ -58,7 +58,9 @@ func cleanHint(s string) string {
 	}, s)
 	s = strings.TrimSpace(s)
 	if len(s) > maxHintLen {
-		s = s[:maxHintLen]
+		// Trimmed again after the cut, so that a cut at a space leaves
+		// none behind (found by FuzzHints).
+		s = strings.TrimRight(s[:maxHintLen], " ")
 	}
 	return s
 }
