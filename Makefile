@@ -14,9 +14,10 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := git ca-certificates curl gcc libc6-dev cpio socat iproute2 kmod \
 	qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static ignition \
 	openipmi ipmitool udhcpc isc-dhcp-client tftp-hpa atftp dnsmasq-base \
-	kea-dhcp4-server kea-admin prometheus chromium chromium-driver
+	kea-dhcp4-server kea-admin prometheus chromium chromium-driver \
+	dpkg util-linux passwd
 
-.PHONY: all deps build image test vet demo bench bench-go bench-dhcp bench-boot fuzz lint clean
+.PHONY: all deps build deb image test vet demo bench bench-go bench-dhcp bench-boot fuzz lint clean
 
 all: build
 
@@ -34,6 +35,13 @@ deps:
 ## build: the undercloud binary
 build:
 	$(GO) build -o $(BIN) ./cmd/undercloud
+
+## deb: the Debian package (systemd unit, settings, maintainer scripts) in
+## build/deb, versioned by `git describe`; see packaging/.
+DEB_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0)
+deb:
+	$(GO) build -ldflags "-X main.version=$(DEB_VERSION)" -o build/deb/undercloud ./cmd/undercloud
+	packaging/build-deb.sh build/deb/undercloud $(DEB_VERSION) build/deb
 
 ## image: the test node image (kernel + initrd with busybox and the real Ignition)
 image: deps

@@ -59,6 +59,7 @@ func commands() []command {
 		{"status", "show sites and machines of a running server", runStatus},
 		{"machine", "machine rebuild SITE/NAME: reboot a machine into its site's active version", runMachine},
 		{"rollout", "rollout start|pause|resume|abort|confirm|status SITE: rebuild a site's outdated machines", runRollout},
+		{"backup", "backup DEST: copy a running server's inventory and keys into DEST", runBackup},
 		{"version", "print the version of this binary", runVersion},
 	}
 }
