@@ -208,6 +208,9 @@ const (
 type bootConfig struct {
 	bootURL   string // base URL of the machine-facing HTTP server, no trailing slash
 	efiBinary string // x86-64 UEFI binary, "" = ipxe.efi
+	// ipxeScript is the first script iPXE runs, when not bootURL's
+	// /boot.ipxe: the TFTP-served one that retries it (Server.IPXEScript).
+	ipxeScript string
 }
 
 // bootFile returns the file (TFTP) or URL (HTTP boot, iPXE) firmware f is
@@ -224,6 +227,14 @@ func bootFile(f Firmware, c bootConfig) string {
 		return efi
 	case FirmwareARM64:
 		return fileARM64
+	case FirmwareIPXE:
+		if c.ipxeScript != "" {
+			// Over TFTP, a script that chains to /boot.ipxe and tries
+			// again when that fails: iPXE gives up on a failed first
+			// fetch (a server restarting), and TFTP, connectionless, is
+			// retried by iPXE's own client.
+			return c.ipxeScript
+		}
 	}
 	if c.bootURL == "" {
 		return ""

@@ -124,3 +124,38 @@ func TestBootFileWithoutBootURL(t *testing.T) {
 		}
 	}
 }
+
+// TestBootFileIPXEScript: with the TFTP-served retry script configured,
+// iPXE's answer names it rather than the HTTP /boot.ipxe, whose failed
+// first fetch (a server restarting) iPXE never retries; every other
+// firmware's file is unchanged, and the reply carries it whole.
+func TestBootFileIPXEScript(t *testing.T) {
+	cfg := bootConfig{bootURL: "http://10.99.0.1:8080", ipxeScript: "tftp://10.99.0.1/boot.ipxe"}
+	for f, want := range map[Firmware]string{
+		FirmwareIPXE:    "tftp://10.99.0.1/boot.ipxe",
+		FirmwareBIOS:    "undionly.kpxe",
+		FirmwareUEFI:    "ipxe.efi",
+		FirmwareHTTP:    "http://10.99.0.1:8080/firmware/ipxe.efi",
+		FirmwareUnknown: "",
+	} {
+		if got := bootFile(f, cfg); got != want {
+			t.Errorf("bootFile(%s) = %q, want %q", f, got, want)
+		}
+	}
+	// Without the HTTP URL the script still goes out: it names it itself.
+	if got := bootFile(FirmwareIPXE, bootConfig{ipxeScript: cfg.ipxeScript}); got != cfg.ipxeScript {
+		t.Errorf("bootFile(iPXE) without a boot URL = %q, want %q", got, cfg.ipxeScript)
+	}
+	req := discover(t, "02:00:00:00:00:01", arch(iana.EFI_X86_64), ipxeClass())
+	rep := reply(req, answer{kind: dhcpv4.MessageTypeOffer, boot: Classify(req)}, serverIP, cfg)
+	back, err := dhcpv4.FromBytes(rep.ToBytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.BootFileName; got != cfg.ipxeScript {
+		t.Errorf("iPXE's boot file = %q, want %q", got, cfg.ipxeScript)
+	}
+	if got := back.ServerIPAddr; !got.Equal(serverIP.AsSlice()) {
+		t.Errorf("siaddr = %v, want the server %v (the TFTP server)", got, serverIP)
+	}
+}

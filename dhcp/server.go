@@ -40,6 +40,12 @@ type Server struct {
 	// pxe), e.g. "http://10.0.0.1:8080". iPXE gets BootURL+"/boot.ipxe",
 	// UEFI HTTP boot BootURL+"/firmware/<binary>". Empty: they get no file.
 	BootURL string
+	// IPXEScript, when set, is what iPXE gets instead of
+	// BootURL+"/boot.ipxe": the TFTP URL of the script that chains to it and
+	// tries again every 5 s when it fails (pxe.TFTP.BootURL), e.g.
+	// "tftp://10.0.0.1/boot.ipxe". A first HTTP fetch that fails (the
+	// server restarting) would make iPXE give up with no one at the console.
+	IPXEScript string
 	// EFIBinary is the TFTP file for x86-64 UEFI, "ipxe.efi" when empty;
 	// "snponly.efi" drives the NIC through the firmware instead.
 	EFIBinary string
@@ -350,5 +356,5 @@ func (s *Server) now() time.Time {
 }
 
 func (s *Server) bootConfig() bootConfig {
-	return bootConfig{bootURL: strings.TrimRight(s.BootURL, "/"), efiBinary: s.EFIBinary}
+	return bootConfig{bootURL: strings.TrimRight(s.BootURL, "/"), efiBinary: s.EFIBinary, ipxeScript: s.IPXEScript}
 }

@@ -106,7 +106,7 @@ type Rebuild struct {
 	// cycle starts (the site's active version then).
 	Target string
 	State  RebuildState
-	Reason string // why it failed or was canceled
+	Reason string // why it failed or was canceled, or why it was power-cycled again
 	// LastEvent is the last boot event seen since the power cycle; its ID
 	// is where following the machine's events resumes.
 	LastEvent   EventRef
@@ -279,8 +279,13 @@ func normalizeTimes(r Rebuild) Rebuild {
 // than through storeEvents, which would count it as the machine being seen.
 func (t *tx) recordTransition(r Rebuild) error {
 	detail := string(r.State)
-	if (r.State == RebuildFailed || r.State == RebuildCanceled) && r.Reason != "" {
+	switch {
+	case (r.State == RebuildFailed || r.State == RebuildCanceled) && r.Reason != "":
 		detail += ": " + r.Reason
+	case r.State == RebuildPowerCycling && strings.HasPrefix(r.Reason, string(RebuildPowerCycling)+" again: "):
+		// A stalled boot cycled again (rebuild.Advance): the reason says
+		// why and which attempt, starting with the state itself.
+		detail = r.Reason
 	}
 	if _, err := t.exec(`INSERT INTO boot_events (at, mac, site, kind, version, detail) VALUES (?, ?, ?, ?, ?, ?)`,
 		fmtTime(t.db().now()), string(r.MAC), r.Site, string(event.Rebuild), r.Target, detail); err != nil {

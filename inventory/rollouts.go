@@ -134,6 +134,7 @@ type policyJSON struct {
 		Booting    sites.Duration `json:"booting"`
 		Config     sites.Duration `json:"config"`
 		Booted     sites.Duration `json:"booted"`
+		Stall      sites.Duration `json:"stall,omitempty"`
 	} `json:"timeouts"`
 }
 
@@ -142,6 +143,7 @@ func marshalPolicy(p sites.RolloutPolicy) (string, error) {
 		MaxFailures: p.MaxFailures}
 	j.Timeouts.PowerCycle, j.Timeouts.Booting, j.Timeouts.Config, j.Timeouts.Booted =
 		p.Timeouts.PowerCycle, p.Timeouts.Booting, p.Timeouts.Config, p.Timeouts.Booted
+	j.Timeouts.Stall = p.Timeouts.Stall
 	b, err := json.Marshal(j)
 	return string(b), err
 }
@@ -153,7 +155,7 @@ func unmarshalPolicy(s string) (sites.RolloutPolicy, error) {
 	}
 	return sites.RolloutPolicy{Start: j.Start, Canary: j.Canary, CanarySoak: j.CanarySoak, Soak: j.Soak, BatchSize: j.BatchSize,
 		MaxFailures: j.MaxFailures, Timeouts: sites.StageTimeouts{PowerCycle: j.Timeouts.PowerCycle,
-			Booting: j.Timeouts.Booting, Config: j.Timeouts.Config, Booted: j.Timeouts.Booted}}, nil
+			Booting: j.Timeouts.Booting, Config: j.Timeouts.Config, Booted: j.Timeouts.Booted, Stall: j.Timeouts.Stall}}, nil
 }
 
 // CreateRollout stores ro, in state planned, with its plan ro.Machines, and

@@ -90,6 +90,10 @@ type HTTP struct {
 	// scripts (e.g. http://10.0.0.1:8080); empty means built from each
 	// request's Host, which is what iPXE itself used to get here.
 	BaseURL string
+	// TestHold is a test hook, off when empty (see holdForTest): a request
+	// for this path (e.g. "/boot.ipxe") is held unanswered until its client
+	// goes away or the process dies. Only UNDERCLOUD_TEST_HOLD sets it.
+	TestHold string
 }
 
 // maxBodyBytes bounds a callback's JSON body.
@@ -138,6 +142,9 @@ func (h *HTTP) Handler() (http.Handler, error) {
 	mux.Handle("GET /ignition", s.endpoint("ignition", s.ignition))
 	mux.Handle("POST /booted", s.endpoint("booted", s.callback(event.Booted)))
 	mux.Handle("POST /heartbeat", s.endpoint("heartbeat", s.callback(event.Heartbeat)))
+	if s.TestHold != "" {
+		return s.holdForTest(mux), nil
+	}
 	return mux, nil
 }
 

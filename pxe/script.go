@@ -140,6 +140,16 @@ func (s *Scripts) Chain(base string) (string, error) {
 	return s.render("chain.ipxe", struct{ Base string }{base})
 }
 
+// TFTPBoot renders the script TFTP serves as boot.ipxe, the first one iPXE
+// runs: it chains to base's /boot.ipxe (base e.g. http://10.0.0.1:8080)
+// and tries again every 5 s when that fails.
+func (s *Scripts) TFTPBoot(base string) (string, error) {
+	if err := checkBase(base); err != nil {
+		return "", err
+	}
+	return s.render("tftpboot.ipxe", struct{ Base string }{base})
+}
+
 // scriptData is what the machine script templates see: the target with every
 // value checked and the URLs' common query precomputed.
 type scriptData struct {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,30 @@ type TFTP struct {
 	// inventory.
 	MaxTransfers int
 	MaxPerClient int
+	// BootPort, when non-zero, makes TFTP serve BootScriptName too: the
+	// first script iPXE runs (docs/boot-flow.md), which chains to
+	// http://ADDR:BootPort/boot.ipxe, ADDR being the address the request
+	// came to (the DHCP answer's server), and tries again every 5 s when
+	// that fails. It is rendered per request, in memory.
+	BootPort int
+}
+
+// BootScriptName is the name under which TFTP serves the first iPXE script
+// (TFTP.BootPort); the DHCP answer to iPXE names it.
+const BootScriptName = "boot.ipxe"
+
+// TFTPBootURL is the URL of the first iPXE script (BootScriptName) on the
+// TFTP server at server and port, for the DHCP answer to iPXE:
+// tftp://10.0.0.1/boot.ipxe, with the port only when it is not 69.
+func TFTPBootURL(server netip.Addr, port int) string {
+	host := server.String()
+	if port != 0 && port != 69 {
+		return "tftp://" + netip.AddrPortFrom(server, uint16(port)).String() + "/" + BootScriptName
+	}
+	if server.Is6() {
+		host = "[" + host + "]"
+	}
+	return "tftp://" + host + "/" + BootScriptName
 }
 
 // Defaults of TFTP's bounds. pin/tftp's own (5 s, five resends, a random
@@ -71,8 +96,16 @@ var (
 // as RFC 1350 asks.
 func (s *TFTP) Serve(ctx context.Context, conn net.PacketConn) error {
 	slots := &slots{max: cmp.Or(s.MaxTransfers, DefaultTFTPMaxTransfers), perClient: cmp.Or(s.MaxPerClient, DefaultTFTPMaxPerClient)}
+	var sc *Scripts
+	if s.BootPort != 0 {
+		var err error
+		if sc, err = ParseScripts(); err != nil {
+			conn.Close()
+			return fmt.Errorf("tftp: %w", err)
+		}
+	}
 	srv := tftp.NewServer(
-		func(name string, rf io.ReaderFrom) error { return s.admit(ctx, slots, name, rf) },
+		func(name string, rf io.ReaderFrom) error { return s.admit(ctx, slots, sc, name, rf) },
 		func(name string, wt io.WriterTo) error { return s.write(ctx, name, wt) },
 	)
 	srv.SetTimeout(cmp.Or(s.Timeout, DefaultTFTPTimeout))
@@ -99,7 +132,7 @@ func (s *TFTP) Serve(ctx context.Context, conn net.PacketConn) error {
 
 // admit runs a read request in a transfer slot, or refuses it when none is
 // free.
-func (s *TFTP) admit(ctx context.Context, sl *slots, raw string, rf io.ReaderFrom) error {
+func (s *TFTP) admit(ctx context.Context, sl *slots, sc *Scripts, raw string, rf io.ReaderFrom) error {
 	ip := remoteAddr(rf)
 	if reason := sl.take(ip); reason != "" {
 		logger(s.Log).Debug("tftp read refused", "ip", ip.String(), "reason", reason)
@@ -109,7 +142,52 @@ func (s *TFTP) admit(ctx context.Context, sl *slots, raw string, rf io.ReaderFro
 		return errTFTPBusy
 	}
 	defer sl.give(ip)
+	if sc != nil && raw == BootScriptName {
+		return s.bootScript(ctx, sc, rf)
+	}
 	return s.read(ctx, raw, rf)
+}
+
+// bootScript sends the first iPXE script (see BootPort), made for the
+// address the request came to.
+func (s *TFTP) bootScript(ctx context.Context, sc *Scripts, rf io.ReaderFrom) error {
+	ev := s.event(ctx, rf)
+	ev.File = BootScriptName
+	log := logger(s.Log).With("ip", ev.IP.String(), "mac", ev.MAC)
+	var local netip.Addr
+	if pi, ok := rf.(tftp.RequestPacketInfo); ok {
+		local, _ = netip.AddrFromSlice(pi.LocalIP())
+	}
+	local = local.Unmap()
+	if !local.IsValid() || local.IsUnspecified() {
+		// Without the packet's destination (no IP_PKTINFO), the script
+		// cannot name the server as the machine reaches it.
+		ev.Error = "no local address"
+		log.Warn("tftp boot script: the request's destination address is unknown")
+		s.done(ev, false)
+		return errTFTPNotFound
+	}
+	text, err := sc.TFTPBoot("http://" + netip.AddrPortFrom(local, uint16(s.BootPort)).String())
+	if err != nil {
+		ev.Error = "cannot render"
+		log.Warn("tftp boot script", "err", err)
+		s.done(ev, false)
+		return errTFTPNotFound
+	}
+	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
+		ot.SetSize(int64(len(text)))
+	}
+	n, err := rf.ReadFrom(strings.NewReader(text))
+	ev.Bytes = n
+	if err != nil {
+		ev.Error = "transfer failed"
+		log.Warn("tftp transfer failed", "file", ev.File, "bytes", n, "err", err)
+		s.done(ev, false)
+		return nil
+	}
+	log.Info("tftp transfer", "file", ev.File, "bytes", n)
+	s.done(ev, true)
+	return nil
 }
 
 // read is the read-request handler: decide, open, send, record.

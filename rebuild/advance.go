@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/undercloud/undercloud/event"
@@ -44,6 +45,11 @@ import (
 // before the report), so the caller passes a rebuild's trail events since
 // the power cycle along with the events it has not seen (see
 // inventory.DB.BootTrail).
+//
+// A boot that stalls is power-cycled again: in booting, after the first
+// boot step, no further step within t.Stall moves the rebuild back to
+// power-cycling, with a reason naming the attempt, at most MaxStallCycles
+// times (see stalled); the engine makes the BMC call.
 //
 // Timeouts, checked after the events, fail the rebuild: in booting, no boot
 // step within t.Booting of the power cycle, or no config within t.Config of
@@ -109,7 +115,61 @@ func follow(r inventory.Rebuild, events []inventory.Event, now time.Time, t site
 		r.State, r.Reason, r.StageStarted = inventory.RebuildFailed, reason, now
 		return r, true
 	}
+	if reason := stalled(r, now, t); reason != "" {
+		// The engine makes the BMC call (see Engine.powerCycle); the boot
+		// that follows starts the config timeout anew.
+		r.State, r.Reason, r.StageStarted = inventory.RebuildPowerCycling, reason, now
+		r.BootStartedAt = time.Time{}
+		return r, true
+	}
 	return r, changed
+}
+
+// MaxStallCycles bounds the power cycles a rebuild makes again for a stalled
+// boot (see stalled): past them, the stage timeouts decide.
+const MaxStallCycles = 2
+
+// stallPrefix starts the reason of a power cycle made again for a stalled
+// boot; Attempt reads the attempt back from it.
+const stallPrefix = "power-cycling again: "
+
+// stalled returns why r, in booting, must be power-cycled again at now, or
+// "": its machine started booting but has shown no boot step for t.Stall,
+// and it has been power-cycled again fewer than MaxStallCycles times. A
+// boot that lost its server in the middle of a fetch (a restart) may give
+// up and never ask again; waiting for the config timeout would hold a
+// rollout for minutes. Before the first boot step the booting timeout
+// decides instead: a server may take minutes to POST.
+func stalled(r inventory.Rebuild, now time.Time, t sites.StageTimeouts) string {
+	if r.State != inventory.RebuildBooting || r.BootStartedAt.IsZero() || t.Stall <= 0 {
+		return ""
+	}
+	last, what := r.BootStartedAt, "the first boot step"
+	if r.LastEvent.Kind.Step() && !r.LastEvent.At.Before(last) {
+		last, what = r.LastEvent.At, string(r.LastEvent.Kind)
+	}
+	d := t.Stall.Std()
+	attempt := Attempt(r)
+	if now.Sub(last) <= d || attempt > MaxStallCycles {
+		return ""
+	}
+	return fmt.Sprintf("%sno boot step for %s after %s at %s (attempt %d of %d)",
+		stallPrefix, d, what, stamp(last), attempt+1, MaxStallCycles+1)
+}
+
+// Attempt returns which power cycle of r is the latest: 1 for the first, 2
+// and on for those made again for a stalled boot (see stalled), as its
+// reason says.
+func Attempt(r inventory.Rebuild) int {
+	var n, of int
+	i := strings.LastIndex(r.Reason, "(attempt ")
+	if !strings.HasPrefix(r.Reason, stallPrefix) || i < 0 {
+		return 1
+	}
+	if _, err := fmt.Sscanf(r.Reason[i:], "(attempt %d of %d)", &n, &of); err != nil || n < 1 {
+		return 1
+	}
+	return n
 }
 
 // newEvents returns the events of events that r has not seen yet, in ID

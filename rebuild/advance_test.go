@@ -17,6 +17,7 @@ var (
 	timeouts  = sites.StageTimeouts{
 		PowerCycle: sites.Duration(time.Minute), Booting: sites.Duration(3 * time.Minute),
 		Config: sites.Duration(3 * time.Minute), Booted: sites.Duration(3 * time.Minute),
+		Stall: sites.Duration(90 * time.Second),
 	}
 )
 
@@ -270,6 +271,48 @@ func TestAdvance(t *testing.T) {
 					"last boot event: heartbeat at 2026-03-01T10:01:00Z (version 111111111111)"
 			}),
 			changed: true,
+		},
+		"booting, no step for the stall time after the last: power-cycling again": {
+			r: bootingSeen, now: 100*time.Second + time.Millisecond,
+			want: with(bootingSeen, func(r *inventory.Rebuild) {
+				r.State, r.StageStarted, r.BootStartedAt = inventory.RebuildPowerCycling, at(100*time.Second+time.Millisecond), time.Time{}
+				r.Reason = "power-cycling again: no boot step for 1m30s after ipxe-script at 2026-03-01T10:00:10Z (attempt 2 of 3)"
+			}),
+			changed: true,
+		},
+		"booting, the stall time not yet over": {r: bootingSeen, now: 100 * time.Second, want: bootingSeen},
+		"booting, a new step restarts the stall time": {
+			r: bootingSeen, events: []inventory.Event{ev(4, artifact, 90*time.Second, "")}, now: 170 * time.Second,
+			want: with(bootingSeen, func(r *inventory.Rebuild) {
+				r.LastEvent = inventory.RefOf(ev(4, artifact, 90*time.Second, ""))
+			}),
+			changed: true,
+		},
+		"booting, stalled again: the next attempt": {
+			r: with(bootingSeen, func(r *inventory.Rebuild) {
+				r.Reason = "power-cycling again: no boot step for 1m30s after dhcp-ack at 2026-03-01T09:58:00Z (attempt 2 of 3)"
+			}),
+			now: 2 * time.Minute,
+			want: with(bootingSeen, func(r *inventory.Rebuild) {
+				r.State, r.StageStarted, r.BootStartedAt = inventory.RebuildPowerCycling, at(2*time.Minute), time.Time{}
+				r.Reason = "power-cycling again: no boot step for 1m30s after ipxe-script at 2026-03-01T10:00:10Z (attempt 3 of 3)"
+			}),
+			changed: true,
+		},
+		"booting, stalled after the last attempt: the config timeout decides": {
+			r: with(bootingSeen, func(r *inventory.Rebuild) {
+				r.Reason = "power-cycling again: no boot step for 1m30s after dhcp-ack at 2026-03-01T09:58:00Z (attempt 3 of 3)"
+			}),
+			now: 2 * time.Minute,
+			want: with(bootingSeen, func(r *inventory.Rebuild) {
+				r.Reason = "power-cycling again: no boot step for 1m30s after dhcp-ack at 2026-03-01T09:58:00Z (attempt 3 of 3)"
+			}),
+		},
+		"booting, no step at all after the cycle: the booting timeout decides, not the stall time": {
+			r: booting, now: 2 * time.Minute, want: booting,
+		},
+		"config-served never stalls (an install image installs quietly)": {
+			r: served, now: 2*time.Minute + 59*time.Second, want: served,
 		},
 		"booting, no config within the config timeout of the first step": {
 			r: bootingSeen, now: 5*time.Second + 3*time.Minute + time.Second,

@@ -10,6 +10,7 @@
 //	requested -> power-cycling -> booting -> config-served -> booted -> done
 //	any state before done -> failed (reason, last boot event seen)
 //	requested -> canceled (its rollout stopped before the power cycle)
+//	booting -> power-cycling (the boot stalled: at most MaxStallCycles times)
 //
 // power-cycling is stored before the BMC is called and booting (with the
 // time the BMC accepted) after it accepted, so a server killed around the
@@ -21,6 +22,13 @@
 // and moves on to done in the same pass. It marks what the machine
 // reported, done that the engine has finished with it, so that a later
 // check between the two (a heartbeat, the node Ready) needs no new state.
+//
+// A machine that started booting and then shows no boot step for the
+// policy's stall time (a firmware that gave up when its server restarted
+// mid-fetch) is power-cycled again rather than left to the config timeout:
+// Advance moves it back to power-cycling with a reason naming the attempt,
+// the engine makes the BMC call, and the transition's event carries the
+// reason.
 //
 // # Rollouts
 //

@@ -143,7 +143,9 @@ func TestRebuildBMCTimeout(t *testing.T) {
 }
 
 func TestRebuildStageTimeout(t *testing.T) {
-	f := newFixture(t, labRelease())
+	rel := labRelease()
+	rel.Site.Rollout.Timeouts.Stall = sites.Duration(time.Hour) // the config timeout comes first
+	f := newFixture(t, rel)
 	if _, err := f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +164,84 @@ func TestRebuildStageTimeout(t *testing.T) {
 	if r.State != inventory.RebuildFailed || !strings.HasPrefix(r.Reason, "no config of version 222222222222 fetched within 3m0s") ||
 		!strings.Contains(r.Reason, "last boot event: ipxe-script at") {
 		t.Errorf("got %s (%s), want failed on the config timeout", r.State, r.Reason)
+	}
+}
+
+// TestRebuildStalledBoot: a boot that stops in the middle (its iPXE lost
+// the server to a restart and gave up) is power-cycled again after the
+// stall time, each time an event naming the attempt, and a boot after that
+// completes the rebuild.
+func TestRebuildStalledBoot(t *testing.T) {
+	f := newFixture(t, labRelease()) // stall 90s, config 3m
+	if _, err := f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	f.event("lab-w1", event.DHCPDiscover, "")
+	f.event("lab-w1", event.DHCPAck, "")
+	ack := f.clk.Now()
+	f.settle()
+	f.clk.Advance(90 * time.Second)
+	f.settle()
+	if r := f.rebuild("lab-w1"); r.State != inventory.RebuildBooting || len(f.bmc.cycled()) != 1 {
+		t.Fatalf("90s after the last step: %s, cycled %v; want booting, cycled once", r.State, f.bmc.cycled())
+	}
+	f.clk.Advance(time.Millisecond)
+	f.settle()
+	r := f.rebuild("lab-w1")
+	if r.State != inventory.RebuildBooting || !r.BootStartedAt.IsZero() || !r.PowerCycledAt.Equal(f.clk.Now()) {
+		t.Errorf("after the stall: %s, boot started %s, power cycled at %s; want booting anew, cycled now", r.State, r.BootStartedAt, r.PowerCycledAt)
+	}
+	if diff := cmp.Diff([]string{"lab-w1", "lab-w1"}, f.bmc.cycled()); diff != "" {
+		t.Errorf("cycled (-want +got):\n%s", diff)
+	}
+	f.boot("lab-w1", newCommit)
+	f.settle()
+	if r = f.rebuild("lab-w1"); r.State != inventory.RebuildDone {
+		t.Fatalf("after a whole boot: %s (%s), want done", r.State, r.Reason)
+	}
+	want := []string{"requested", "power-cycling", "booting",
+		"power-cycling again: no boot step for 1m30s after dhcp-ack at " + stamp(ack) + " (attempt 2 of 3)",
+		"booting", "config-served", "booted", "done"}
+	if diff := cmp.Diff(want, f.states("lab-w1")); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+}
+
+// TestRebuildStallBounded: a boot that stalls every time is power-cycled
+// again at most MaxStallCycles times; then the config timeout fails it.
+func TestRebuildStallBounded(t *testing.T) {
+	f := newFixture(t, labRelease()) // stall 90s, config 3m
+	if _, err := f.e.Rebuild(f.ctx, Request{Site: "lab", Machine: "lab-w1", Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	for range MaxStallCycles + 1 {
+		f.event("lab-w1", event.DHCPDiscover, "")
+		f.settle()
+		f.clk.Advance(91 * time.Second)
+		f.settle()
+	}
+	if got, want := len(f.bmc.cycled()), MaxStallCycles+1; got != want {
+		t.Errorf("cycled %d times, want %d", got, want)
+	}
+	r := f.rebuild("lab-w1")
+	if r.State != inventory.RebuildBooting || Attempt(r) != MaxStallCycles+1 {
+		t.Errorf("after the last attempt stalled: %s, attempt %d (%s); want booting, attempt %d", r.State, Attempt(r), r.Reason, MaxStallCycles+1)
+	}
+	f.clk.Advance(2 * time.Minute)
+	f.settle()
+	if r = f.rebuild("lab-w1"); r.State != inventory.RebuildFailed || !strings.HasPrefix(r.Reason, "no config of version") {
+		t.Errorf("got %s (%s), want failed on the config timeout", r.State, r.Reason)
+	}
+	var again []string
+	for _, st := range f.states("lab-w1") {
+		if strings.HasPrefix(st, "power-cycling again: ") {
+			again = append(again, st[strings.LastIndex(st, "("):])
+		}
+	}
+	if diff := cmp.Diff([]string{"(attempt 2 of 3)", "(attempt 3 of 3)"}, again); diff != "" {
+		t.Errorf("power cycles made again (-want +got):\n%s", diff)
 	}
 }
 

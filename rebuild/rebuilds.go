@@ -166,7 +166,7 @@ func (e *Engine) take(ctx context.Context, r inventory.Rebuild) error {
 			return err
 		}
 	}
-	return e.powerCycle(ctx, r)
+	return e.powerCycle(ctx, r, r.State)
 }
 
 // resumeCycle handles a rebuild left in power-cycling by a previous process,
@@ -186,18 +186,20 @@ func (e *Engine) resumeCycle(ctx context.Context, r inventory.Rebuild) error {
 	}
 	e.log().Info("power-cycling again: the server stopped during the BMC call and the machine has not booted since",
 		"rebuild", r.ID, "site", r.Site, "mac", r.MAC, "role", r.Role)
-	return e.powerCycle(ctx, r)
+	return e.powerCycle(ctx, r, r.State)
 }
 
-// powerCycle stores r in power-cycling, then calls the BMC in the
-// background; the result is stored when the BMC answers. The target is
-// fixed here: the site's active version, which is what the machine's boot
-// will be served.
-func (e *Engine) powerCycle(ctx context.Context, r inventory.Rebuild) error {
+// powerCycle stores r, which is stored in state from, in power-cycling,
+// then calls the BMC in the background; the result is stored when the BMC
+// answers. The target is fixed here: the site's active version, which is
+// what the machine's boot will be served. r may come from Advance already
+// in power-cycling, with the reason of a cycle made again for a stalled
+// boot (see stalled).
+func (e *Engine) powerCycle(ctx context.Context, r inventory.Rebuild, from inventory.RebuildState) error {
 	fail := func(reason string) error {
 		next := r
 		next.State, next.Reason, next.StageStarted = inventory.RebuildFailed, reason, e.now()
-		_, err := e.save(ctx, next, r.State)
+		_, err := e.save(ctx, next, from)
 		return err
 	}
 	rel := e.Sites.Release(r.Site)
@@ -222,9 +224,13 @@ func (e *Engine) powerCycle(ctx context.Context, r inventory.Rebuild) error {
 			"version", rel.Version.Commit, "requested", r.Target)
 		next.Target = rel.Version.Commit
 	}
-	saved, err := e.save(ctx, next, r.State)
+	saved, err := e.save(ctx, next, from)
 	if err != nil {
 		return err
+	}
+	if from != saved.State && Attempt(saved) > 1 {
+		e.log().Info("power-cycling again: the boot stalled", "rebuild", saved.ID, "site", saved.Site, "mac", saved.MAC,
+			"role", saved.Role, "reason", saved.Reason)
 	}
 	if e.cycling == nil {
 		e.cycling = map[int64]bool{}
@@ -298,6 +304,10 @@ func (e *Engine) follow(ctx context.Context, r inventory.Rebuild) error {
 		next, changed := Advance(r, evs, e.now(), t)
 		if !changed {
 			return nil
+		}
+		if next.State == inventory.RebuildPowerCycling {
+			// The boot stalled: Advance decided, the BMC call is ours.
+			return e.powerCycle(ctx, next, r.State)
 		}
 		if r, err = e.save(ctx, next, r.State); err != nil {
 			return err

@@ -145,7 +145,20 @@ func checkRollout(s *Site) Problems {
 			at(f, "%d must not be negative", v)
 		}
 	}
+	checkTimeouts(at, r.Timeouts)
 	return ps
+}
+
+// checkTimeouts checks the stage timeouts beyond their decoding (which
+// refuses a negative one): the stall time, which power-cycles a boot again,
+// must be shorter than the config timeout, which fails it, or it would
+// never act.
+func checkTimeouts(at func(string, string, ...any), t StageTimeouts) {
+	eff := RolloutPolicy{Timeouts: t}.WithDefaults().Timeouts
+	if t.Stall > 0 && eff.Stall >= eff.Config {
+		at("rollout.timeouts.stall", "%s must be shorter than the config timeout (%s): a stalled boot is power-cycled again before it fails",
+			eff.Stall.Std(), eff.Config.Std())
+	}
 }
 
 func checkRange(at func(string, string, ...any), field string, r *Range, subnet netip.Prefix, gw netip.Addr) {

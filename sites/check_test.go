@@ -98,6 +98,10 @@ func TestCheckReportsFileFieldAndValue(t *testing.T) {
 			"sites/s1/site.yaml:rollout.upgrade: on-reboot would boot a new version on the site's masters (1) whenever they reboot, outside the one-master-at-a-time rule that keeps etcd's quorum; set rollout.allow_masters: true to accept that (line 12)"},
 		"unknown upgrade": {[]string{"cluster: {name: c1, api_vip: 10.1.0.10}", "cluster: {name: c1, api_vip: 10.1.0.10}\nrollout: {upgrade: always}"},
 			`sites/s1/site.yaml:rollout.upgrade: "always": want rollout (the default: machines move only in a rebuild or a rollout) or on-reboot (line 12)`},
+		"stall not under config": {[]string{"cluster: {name: c1, api_vip: 10.1.0.10}", "cluster: {name: c1, api_vip: 10.1.0.10}\nrollout: {timeouts: {config: 5m, stall: 5m}}"},
+			"sites/s1/site.yaml:rollout.timeouts.stall: 5m0s must be shorter than the config timeout (5m0s): a stalled boot is power-cycled again before it fails (line 12)"},
+		"negative timeout": {[]string{"cluster: {name: c1, api_vip: 10.1.0.10}", "cluster: {name: c1, api_vip: 10.1.0.10}\nrollout: {timeouts: {booting: -1m}}"},
+			`sites/s1/site.yaml:rollout.timeouts.booting: "-1m": must not be negative (line 12)`},
 		"not yaml": {[]string{"image: node", "image: [node"},
 			"sites/s1/site.yaml: not valid YAML: line 9: did not find expected ',' or ']'"},
 	}

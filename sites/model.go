@@ -248,6 +248,13 @@ type StageTimeouts struct {
 	Booting    Duration `yaml:"booting"`     // first boot request after power cycle (default 10m)
 	Config     Duration `yaml:"config"`      // Ignition config served (default 10m)
 	Booted     Duration `yaml:"booted"`      // booted callback on the expected version (default 15m)
+	// Stall is how long a machine in the middle of its boot (in booting,
+	// after its first boot step) may show no new boot step before it is
+	// power-cycled again, at most a few times (default 90s). A boot that
+	// lost its server mid-fetch (a restart) may give up and never ask
+	// again; waiting for the config timeout would halt a rollout for
+	// minutes. It must be shorter than config.
+	Stall Duration `yaml:"stall"`
 }
 
 // WithDefaults returns the policy with every zero field set to its default.
@@ -265,6 +272,7 @@ func (p RolloutPolicy) WithDefaults() RolloutPolicy {
 	p.Timeouts.Booting = p.Timeouts.Booting.or(10 * time.Minute)
 	p.Timeouts.Config = p.Timeouts.Config.or(10 * time.Minute)
 	p.Timeouts.Booted = p.Timeouts.Booted.or(15 * time.Minute)
+	p.Timeouts.Stall = p.Timeouts.Stall.or(90 * time.Second)
 	return p
 }
 

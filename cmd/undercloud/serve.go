@@ -280,6 +280,7 @@ func (s *server) run(ctx context.Context) error {
 		Targets: s.core, Configs: s.core, Callbacks: s.core, Sources: s.core, Artifacts: s.store,
 		Tokens: &pxe.Tokens{Key: key}, Firmware: firmware, Leases: lz, Recorder: queue,
 		Metrics: s.metrics, Log: s.log,
+		TestHold: os.Getenv("UNDERCLOUD_TEST_HOLD"), // a test hook (testvm), off when unset: see pxe.HTTP.TestHold
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	machineHandler, operatorHandler, err := s.handlers(ctx, bootHTTP)
@@ -301,15 +302,19 @@ func (s *server) run(ctx context.Context) error {
 		}
 		g.Go(func() error { return serveHTTP(ctx, operatorLn, operatorHandler, s.log) })
 	}
+	port := l.http.Addr().(*net.TCPAddr).Port
 	if l.tftp != nil {
 		tftp := &pxe.TFTP{Firmware: firmware, Leases: lz, Recorder: queue, Metrics: s.metrics, Log: s.log,
-			MaxTransfers: s.cfg.TFTPMaxTransfers, MaxPerClient: s.cfg.TFTPMaxPerClient}
+			MaxTransfers: s.cfg.TFTPMaxTransfers, MaxPerClient: s.cfg.TFTPMaxPerClient, BootPort: port}
 		g.Go(func() error { return tftp.Serve(ctx, l.tftp) })
 	}
-	port := l.http.Addr().(*net.TCPAddr).Port
 	for _, d := range l.dhcp {
+		ipxeScript := "" // without TFTP, iPXE fetches /boot.ipxe over HTTP
+		if l.tftp != nil {
+			ipxeScript = pxe.TFTPBootURL(d.serverIP, l.tftp.LocalAddr().(*net.UDPAddr).Port)
+		}
 		srv := &dhcp.Server{
-			Iface: d.iface, ServerIP: d.serverIP, BootURL: fmt.Sprintf("http://%s:%d", d.serverIP, port),
+			Iface: d.iface, ServerIP: d.serverIP, BootURL: fmt.Sprintf("http://%s:%d", d.serverIP, port), IPXEScript: ipxeScript,
 			EFIBinary: s.cfg.EFIBinary, Plan: s.core, Leases: lz, Recorder: events,
 			Metrics: s.metrics, Log: s.log.With("iface", d.iface),
 		}
