@@ -13,32 +13,42 @@ import (
 
 func TestNextState(t *testing.T) {
 	for name, tc := range map[string]struct {
-		cur  State
-		kind event.Kind
-		want State
+		cur        State
+		kind       event.Kind
+		want       State
+		detail     string // an ipxe-script's action
+		discovered bool   // in no site config
 	}{
-		"unknown machine discovers":          {StateDiscovered, event.DHCPDiscover, StateBooting},
-		"known machine fetches iPXE":         {StateKnown, event.TFTP, StateBooting},
-		"provisioned machine reboots":        {StateProvisioned, event.DHCPDiscover, StateBooting},
-		"running OS renews its lease":        {StateProvisioned, event.DHCPRequest, StateProvisioned},
-		"renewal ack":                        {StateProvisioned, event.DHCPAck, StateProvisioned},
-		"request during a boot":              {StateBooting, event.DHCPRequest, StateBooting},
-		"known machine's first request":      {StateKnown, event.DHCPAck, StateBooting},
-		"boot completes":                     {StateBooting, event.Booted, StateProvisioned},
-		"booted without steps seen":          {StateKnown, event.Booted, StateProvisioned},
-		"config refused":                     {StateProvisioned, event.IgnitionDenied, StateProvisioned},
-		"failed machine retries":             {StateFailed, event.DHCPDiscover, StateBooting},
-		"heartbeat changes nothing":          {StateProvisioned, event.Heartbeat, StateProvisioned},
-		"heartbeat while booting":            {StateBooting, event.Heartbeat, StateBooting},
-		"release changes nothing":            {StateProvisioned, event.DHCPRelease, StateProvisioned},
-		"inform changes nothing":             {StateKnown, event.DHCPInform, StateKnown},
-		"a kind added later changes nothing": {StateProvisioned, event.Kind("bmc-power-cycle"), StateProvisioned},
-		"artifact fetch":                     {StateProvisioned, event.Artifact, StateBooting},
-		"ignition served":                    {StateBooting, event.Ignition, StateBooting},
+		"unknown machine discovers":          {StateDiscovered, event.DHCPDiscover, StateBooting, "", false},
+		"known machine fetches iPXE":         {StateKnown, event.TFTP, StateBooting, "", false},
+		"provisioned machine reboots":        {StateProvisioned, event.DHCPDiscover, StateBooting, "", false},
+		"running OS renews its lease":        {StateProvisioned, event.DHCPRequest, StateProvisioned, "", false},
+		"renewal ack":                        {StateProvisioned, event.DHCPAck, StateProvisioned, "", false},
+		"request during a boot":              {StateBooting, event.DHCPRequest, StateBooting, "", false},
+		"known machine's first request":      {StateKnown, event.DHCPAck, StateBooting, "", false},
+		"boot completes":                     {StateBooting, event.Booted, StateProvisioned, "", false},
+		"booted without steps seen":          {StateKnown, event.Booted, StateProvisioned, "", false},
+		"config refused":                     {StateProvisioned, event.IgnitionDenied, StateProvisioned, "", false},
+		"failed machine retries":             {StateFailed, event.DHCPDiscover, StateBooting, "", false},
+		"heartbeat changes nothing":          {StateProvisioned, event.Heartbeat, StateProvisioned, "", false},
+		"heartbeat while booting":            {StateBooting, event.Heartbeat, StateBooting, "", false},
+		"release changes nothing":            {StateProvisioned, event.DHCPRelease, StateProvisioned, "", false},
+		"inform changes nothing":             {StateKnown, event.DHCPInform, StateKnown, "", false},
+		"a kind added later changes nothing": {StateProvisioned, event.Kind("bmc-power-cycle"), StateProvisioned, "", false},
+		"artifact fetch":                     {StateProvisioned, event.Artifact, StateBooting, "", false},
+		"ignition served":                    {StateBooting, event.Ignition, StateBooting, "", false},
+		"unknown machine told to exit":       {StateBooting, event.IPXEScript, StateNothingToBoot, ActionExit, true},
+		"exit in the first batch":            {StateDiscovered, event.IPXEScript, StateNothingToBoot, ActionExit, true},
+		"declared machine told to exit":      {StateBooting, event.IPXEScript, StateBooting, ActionExit, false},
+		"unknown machine boots discovery":    {StateBooting, event.IPXEScript, StateBooting, "discovery", true},
+		"nothing to boot, boots again":       {StateNothingToBoot, event.DHCPDiscover, StateBooting, "", true},
+		"nothing to boot, asks again":        {StateNothingToBoot, event.DHCPRequest, StateBooting, "", true},
+		"nothing to boot, heartbeat":         {StateNothingToBoot, event.Heartbeat, StateNothingToBoot, "", true},
+		"nothing to boot, denied":            {StateNothingToBoot, event.IPXEDenied, StateNothingToBoot, ActionExit, true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := nextState(tc.cur, tc.kind); got != tc.want {
-				t.Errorf("nextState(%s, %s) = %s, want %s", tc.cur, tc.kind, got, tc.want)
+			if got := nextState(tc.cur, tc.kind, tc.detail, tc.discovered); got != tc.want {
+				t.Errorf("nextState(%s, %s, %q, discovered %v) = %s, want %s", tc.cur, tc.kind, tc.detail, tc.discovered, got, tc.want)
 			}
 		})
 	}

@@ -72,7 +72,7 @@ func (db *DB) DeclareMachines(ctx context.Context, rel *sites.Release) error {
 				VALUES (?, ?, ?, ?, 'known', ?, ?, 0)
 				ON CONFLICT (mac) DO UPDATE SET site = excluded.site, name = excluded.name, role = excluded.role,
 					image = excluded.image, desired_version = excluded.desired_version, discovered = 0,
-					state = CASE machines.state WHEN 'discovered' THEN 'known' ELSE machines.state END`,
+					state = CASE WHEN machines.state IN ('discovered', 'nothing-to-boot') THEN 'known' ELSE machines.state END`,
 				string(m.MAC), site, m.Name, string(m.Role), image, version); err != nil {
 				return fmt.Errorf("machine %s (%s): %w", m.Name, m.MAC, err)
 			}

@@ -272,7 +272,13 @@ type machineChange struct {
 	site        string // the last site named
 	ip          string // the last address seen
 	version     string // the last version booted
-	kinds       []event.Kind
+	steps       []step
+}
+
+// step is what of an event the machine state depends on.
+type step struct {
+	kind   event.Kind
+	detail string
 }
 
 func (c *machineChange) add(ev Event, at string) {
@@ -286,13 +292,14 @@ func (c *machineChange) add(ev Event, at string) {
 	if ev.Kind == event.Booted && ev.Version != "" {
 		c.version = ev.Version
 	}
-	c.kinds = append(c.kinds, ev.Kind)
+	c.steps = append(c.steps, step{ev.Kind, ev.Detail})
 }
 
-// state folds the change's events over the state from.
-func (c *machineChange) state(from State) State {
-	for _, k := range c.kinds {
-		from = nextState(from, k)
+// state folds the change's events over the state from, of a machine that
+// no site config declares if discovered.
+func (c *machineChange) state(from State, discovered bool) State {
+	for _, st := range c.steps {
+		from = nextState(from, st.kind, st.detail, discovered)
 	}
 	return from
 }
@@ -302,7 +309,7 @@ func (c *machineChange) state(from State) State {
 // (same state) rewrites no index entry of machines.
 func (t *tx) applyChange(mac sites.MAC, c *machineChange, row *machineRow) error {
 	if row == nil {
-		next := machineRow{state: string(c.state(StateDiscovered)), site: c.site, lastIP: c.ip, discovered: true,
+		next := machineRow{state: string(c.state(StateDiscovered, true)), site: c.site, lastIP: c.ip, discovered: true,
 			lastSeen: sql.NullString{String: c.last, Valid: true}, firstSeen: sql.NullString{String: c.first, Valid: true}}
 		_, err := t.exec(`INSERT INTO machines (mac, site, state, current_version, last_ip, first_seen, last_seen, discovered)
 			VALUES (?, ?, ?, ?, ?, ?, ?, 1)`,
@@ -321,7 +328,7 @@ func (t *tx) applyChange(mac sites.MAC, c *machineChange, row *machineRow) error
 		args = append(args, c.ip)
 		next.lastIP, changed = c.ip, true
 	}
-	if st := c.state(State(row.state)); st != State(row.state) {
+	if st := c.state(State(row.state), row.discovered); st != State(row.state) {
 		set += `, state = ?`
 		args = append(args, string(st))
 		next.state, changed = string(st), true
