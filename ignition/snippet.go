@@ -109,7 +109,12 @@ func parseSnippet(sn sites.Snippet, sp spec, image string) (layer, sites.Problem
 				Message: fmt.Sprintf("Butane variant %s version %s is unknown to this server's Butane", hdr.variant, hdr.version)}}
 		}
 		if ps := reportProblems(l, rpt, true); len(ps) > 0 || err != nil {
-			if len(ps) == 0 {
+			var te *yaml.TypeError
+			switch {
+			case len(ps) > 0:
+			case errors.As(err, &te):
+				ps = typeProblems(sn, te)
+			default:
 				ps = sites.Problems{{File: sn.File, Line: errLine(err), Message: "Butane: " + oneLine(err.Error())}}
 			}
 			return l, ps
@@ -200,10 +205,9 @@ func reportProblems(l layer, r report.Report, markers bool) sites.Problems {
 		if e.Kind != report.Error && e.Kind != report.Warn {
 			continue
 		}
+		// A warning blocks the version like an error does, so it is not
+		// called one: "warning:" would tell the author it is optional.
 		p := sites.Problem{File: l.snippet.File, Field: l.field(e.Context.Path), Message: oneLine(e.Message)}
-		if e.Kind == report.Warn {
-			p.Message = "warning: " + p.Message
-		}
 		if line, _ := e.Marker.Start(); markers && line > 0 {
 			p.Line = int(line)
 		} else {
@@ -243,12 +247,9 @@ func attribute(r report.Report, layers []layer) sites.Problems {
 			return nil
 		}
 		l := layers[i]
-		msg := e.Message
-		if e.Kind == report.Warn {
-			msg = "warning: " + msg
-		}
+		// Warnings block too; see reportProblems.
 		ps = append(ps, sites.Problem{File: l.snippet.File, Field: l.field(p), Line: l.line(p),
-			Message: msg + " (once merged over the generated config)"})
+			Message: e.Message + " (once merged over the generated config)"})
 	}
 	return ps
 }

@@ -103,7 +103,7 @@ func TestSnippetProblems(t *testing.T) {
 		machine string
 		want    sites.Problems
 	}{
-		"Butane with a typo in a key (a warning is a problem)": {
+		"Butane with a typo in a key (a warning is a problem, not called one)": {
 			spec: "3.3.0",
 			files: map[string]string{snippetDir + "master.bu": `variant: fcos
 version: 1.4.0
@@ -114,7 +114,7 @@ storage:
         inline: hi
 `},
 			machine: "m1",
-			want:    sites.Problems{{File: snippetDir + "master.bu", Field: "storage.files[0].contnts", Line: 6, Message: "warning: unused key contnts"}},
+			want:    sites.Problems{{File: snippetDir + "master.bu", Field: "storage.files[0].contnts", Line: 6, Message: "unused key contnts"}},
 		},
 		"Butane with an invalid value": {
 			spec: "3.3.0",
@@ -126,6 +126,30 @@ storage:
 `},
 			machine: "w1",
 			want:    sites.Problems{{File: snippetDir + "common.bu", Field: "storage.files[0].path", Line: 5, Message: "path not absolute"}},
+		},
+		"Butane with values of the wrong type: each names its field path": {
+			spec: "3.3.0",
+			files: map[string]string{snippetDir + "master.bu": `variant: fcos
+version: 1.4.0
+storage:
+  files:
+    - path: /etc/x
+      mode: abc
+      overwrite: 3
+    - path: [1]
+      contents:
+        source: [2]
+      user:
+        id: not a number at all
+`},
+			machine: "m1",
+			want: sites.Problems{
+				{File: snippetDir + "master.bu", Field: "storage.files[0].mode", Line: 6, Message: "Butane: cannot unmarshal !!str `abc` into int"},
+				{File: snippetDir + "master.bu", Field: "storage.files[0].overwrite", Line: 7, Message: "Butane: cannot unmarshal !!int `3` into bool"},
+				{File: snippetDir + "master.bu", Field: "storage.files[1].path", Line: 8, Message: "Butane: cannot unmarshal !!seq into string"},
+				{File: snippetDir + "master.bu", Field: "storage.files[1].contents.source", Line: 10, Message: "Butane: cannot unmarshal !!seq into string"},
+				{File: snippetDir + "master.bu", Field: "storage.files[1].user.id", Line: 12, Message: "Butane: cannot unmarshal !!str `not a n...` into int"},
+			},
 		},
 		"Butane that is not YAML": {
 			spec: "3.3.0",
@@ -217,7 +241,7 @@ systemd:
 `},
 			machine: "m1",
 			want: sites.Problems{{File: snippetDir + "master.bu", Field: "systemd.units[0].contents", Line: 6,
-				Message: `warning: unit "etcd-member.service" is enabled, but has no install section so enable does nothing (once merged over the generated config)`}},
+				Message: `unit "etcd-member.service" is enabled, but has no install section so enable does nothing (once merged over the generated config)`}},
 		},
 	}
 	for name, tc := range tests {
@@ -227,6 +251,17 @@ systemd:
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The line an author reads for a mistyped Butane value names the field and
+// its line, not only the Go type the decoder wanted.
+func TestButaneTypeErrorLine(t *testing.T) {
+	files := repo("3.3.0", map[string]string{snippetDir + "common.bu": "variant: fcos\nversion: 1.4.0\nstorage:\n  files:\n    - path: /etc/x\n      mode: rw\n"})
+	_, err := Render(input(t, files, "w1", false))
+	want := "sites/lab/snippets/common.bu:storage.files[0].mode: Butane: cannot unmarshal !!str `rw` into int (line 6)"
+	if ps := problems(t, err); len(ps) != 1 || ps[0].String() != want {
+		t.Errorf("got %v, want %q", ps, want)
 	}
 }
 
