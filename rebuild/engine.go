@@ -101,6 +101,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.init()
 	defer e.cycles.Wait()
+	e.resume(ctx)
 	tick := time.NewTicker(cmp.Or(e.Tick, DefaultTick))
 	defer tick.Stop()
 	for {
