@@ -60,6 +60,16 @@ func (s *server) apiDiscovered(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"machines": ds, "next": nextLink(c, next)})
 }
 
+// apiDiscoveredPatch answers the site.yaml patch that declares the
+// discovered machines of the mac parameters in the site of site.
+func (s *server) apiDiscoveredPatch(c echo.Context) error {
+	p, err := s.sitePatch(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
+}
+
 func (s *server) apiRollout(c echo.Context) error {
 	r, err := s.rollout(c)
 	if err != nil {
@@ -84,5 +94,6 @@ func (s *server) rollout(c echo.Context) (*RolloutView, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
+	r.VersionRef = newVersionBook(s.DB).named(c.Request().Context(), site, r.Version)
 	return &r, nil
 }

@@ -44,10 +44,10 @@ func TestAPISites(t *testing.T) {
 	}
 	want := []summary{
 		{Name: "lab", Binding: "v3-broken", Active: "v2 active", Pending: "v3-broken rejected", Problems: 1,
-			Machines: map[string]int{"discovered": 0, "known": 1, "booting": 2, "provisioned": 1, "failed": 0},
+			Machines: map[string]int{"discovered": 0, "nothing-to-boot": 0, "known": 1, "booting": 2, "provisioned": 1, "failed": 0},
 			Total:    4, Outdated: 3, RepoURL: f.repo.Dir},
 		{Name: "second", Binding: "v1", Active: "v1 active",
-			Machines: map[string]int{"discovered": 0, "known": 2, "booting": 0, "provisioned": 0, "failed": 0},
+			Machines: map[string]int{"discovered": 0, "nothing-to-boot": 0, "known": 2, "booting": 0, "provisioned": 0, "failed": 0},
 			Total:    2, Outdated: 2, RepoURL: f.repo.Dir},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -124,7 +124,8 @@ func TestAPIMachines(t *testing.T) {
 		Desired:  &VersionRef{Commit: f.versions["v2"], Short: short(f.versions["v2"]), Tag: "v2"},
 		Assigned: &VersionRef{Commit: f.versions["v1"], Short: short(f.versions["v1"]), Tag: "v1"},
 		LastEvent: &EventView{ID: m.LastEvent.ID, At: time.Date(2026, 3, 1, 9, 0, 9, 0, time.UTC), MAC: macM1, Site: "lab",
-			BootID: "boot-m1", Kind: "booted", Version: f.versions["v1"], IP: "10.99.0.11"},
+			BootID: "boot-m1", Kind: "booted", Version: f.versions["v1"], IP: "10.99.0.11",
+			VersionRef: &VersionRef{Commit: f.versions["v1"], Short: short(f.versions["v1"]), Tag: "v1"}},
 	}
 	if diff := cmp.Diff(want, m); diff != "" {
 		t.Errorf("lab-m1 (-want +got):\n%s", diff)
@@ -197,7 +198,8 @@ func TestAPIRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := RebuildView{ID: 1, Site: "lab", Machine: "lab-w2", MAC: "52:54:00:99:00:22", Version: f.versions["v2"],
-		State: inventory.RebuildRequested, Actor: "otto", Created: f.clock.Now(), Updated: f.clock.Now()}
+		VersionRef: &VersionRef{Commit: f.versions["v2"], Short: short(f.versions["v2"]), Tag: "v2"},
+		State:      inventory.RebuildRequested, Actor: "otto", Created: f.clock.Now(), Updated: f.clock.Now()}
 	if diff := cmp.Diff(want, rb); diff != "" {
 		t.Errorf("rebuild (-want +got):\n%s", diff)
 	}
@@ -327,7 +329,11 @@ func TestAPIDiscovered(t *testing.T) {
 		t.Fatalf("discovered: %+v", got.Machines)
 	}
 	d := got.Machines[0]
-	want := "  - name: lab-990099\n    mac: 52:54:00:99:00:99\n    role: worker\n    ip: 10.99.0.150  # last seen here: reserve one\n    # bmc: {driver: ipmi, address: HOST:623, credentials: NAME}\n"
+	// The first free address of lab's subnet: .1 is the gateway, .10 the
+	// api_vip, .11 and .21 its machines', .100-.199 its dynamic range.
+	want := "  - name: lab-990099\n    mac: \"52:54:00:99:00:99\"\n    role: worker\n" +
+		"    ip: 10.99.0.2  # free: outside the dynamic ranges, used by no machine (last seen at 10.99.0.150)\n" +
+		"    # bmc: {driver: ipmi, address: HOST:623, credentials: NAME}\n"
 	if diff := cmp.Diff(want, d.Snippet); diff != "" {
 		t.Errorf("snippet (-want +got):\n%s", diff)
 	}

@@ -1,9 +1,6 @@
 package web
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -54,10 +51,11 @@ func (s *server) rebuild(c echo.Context) (outcome, error) {
 		}
 		return outcome{}, err
 	}
+	rb.VersionRef = newVersionBook(s.DB).named(c.Request().Context(), site, rb.Version)
 	out := outcome{
 		code: http.StatusAccepted, body: rb,
 		redirect: "/machines/" + pathEscape(site) + "/" + pathEscape(name), flash: "rebuild",
-		detail: "rebuild " + itoa(rb.ID) + " onto " + short(rb.Version),
+		detail: "rebuild " + itoa(rb.ID) + " onto " + rb.Target().String(),
 	}
 	switch {
 	case rb.Overrode != "":
@@ -72,15 +70,19 @@ func (s *server) rebuild(c echo.Context) (outcome, error) {
 // forced reads the force option of a rebuild request: a JSON body
 // {"force": true}, or force=1 (or true, on, yes) in the form or the query.
 func forced(c echo.Context) (bool, error) {
-	r := c.Request()
-	if ct := r.Header.Get(echo.HeaderContentType); strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+	// Any other body type was once read as no body: a force asked in a
+	// text/plain body was silently not forced.
+	const want = `JSON {"force": true|false} (or empty)`
+	kind, err := bodyOf(c.Request(), want)
+	if err != nil {
+		return false, err
+	}
+	if kind == bodyJSON {
 		var body struct {
 			Force bool `json:"force"`
 		}
-		dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			return false, kindf(ErrBadRequest, `the body of a rebuild request is JSON {"force": true|false} or empty: %v`, err)
+		if err := decodeJSON(c.Request(), &body, 4096, true, want); err != nil {
+			return false, err
 		}
 		if body.Force {
 			return true, nil
@@ -124,6 +126,7 @@ func (s *server) rolloutAction(c echo.Context) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
+	r.VersionRef = newVersionBook(s.DB).named(c.Request().Context(), site, r.Version)
 	code := http.StatusOK
 	if action == ActionStart {
 		code = http.StatusCreated
@@ -131,6 +134,6 @@ func (s *server) rolloutAction(c echo.Context) (outcome, error) {
 	return outcome{
 		code: code, body: r,
 		redirect: "/sites/" + pathEscape(site) + "/rollout", flash: "rollout-" + action,
-		detail: action + " " + r.Title() + " onto " + short(r.Version) + ": now " + string(r.State),
+		detail: action + " " + r.Title() + " onto " + r.Target().String() + ": now " + string(r.State),
 	}, nil
 }

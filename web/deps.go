@@ -82,12 +82,15 @@ type (
 
 // RebuildView is one rebuild as the UI and the API show it.
 type RebuildView struct {
-	ID      int64        `json:"id"`
-	Site    string       `json:"site"`
-	Machine string       `json:"machine"`
-	MAC     sites.MAC    `json:"mac"`
-	Version string       `json:"version"` // the target commit
-	State   RebuildState `json:"state"`
+	ID      int64     `json:"id"`
+	Site    string    `json:"site"`
+	Machine string    `json:"machine"`
+	MAC     sites.MAC `json:"mac"`
+	Version string    `json:"version"` // the target commit
+	// VersionRef names the target by its tag (see VersionRef.String);
+	// the web side fills it in.
+	VersionRef *VersionRef  `json:"version_ref,omitempty"`
+	State      RebuildState `json:"state"`
 	// Reason says why it failed or was canceled, or what it waits for.
 	Reason  string    `json:"reason,omitempty"`
 	Actor   string    `json:"actor,omitempty"` // who asked; empty for a rollout's own
@@ -101,13 +104,16 @@ type RebuildView struct {
 
 // RolloutView is one rollout as the UI and the API show it.
 type RolloutView struct {
-	ID       int64        `json:"id"`
-	Site     string       `json:"site"`
-	Version  string       `json:"version"` // the target commit
-	State    RolloutState `json:"state"`
-	Reason   string       `json:"reason,omitempty"` // why it halted or was aborted
-	Failures int          `json:"failures"`
-	Actor    string       `json:"actor,omitempty"`
+	ID      int64  `json:"id"`
+	Site    string `json:"site"`
+	Version string `json:"version"` // the target commit
+	// VersionRef names the target by its tag (see VersionRef.String);
+	// the web side fills it in.
+	VersionRef *VersionRef  `json:"version_ref,omitempty"`
+	State      RolloutState `json:"state"`
+	Reason     string       `json:"reason,omitempty"` // why it halted or was aborted
+	Failures   int          `json:"failures"`
+	Actor      string       `json:"actor,omitempty"`
 	// Selection is the machines an operator picked ("rack=r12",
 	// "machines=lab-w1,lab-w2"); empty when the rollout covers the site.
 	Selection string           `json:"selection,omitempty"`
@@ -135,6 +141,19 @@ func (r RolloutView) Title() string {
 		t += " (" + r.Selection + ")"
 	}
 	return t
+}
+
+// Target is the rollout's version named for the operator.
+func (r RolloutView) Target() VersionRef { return target(r.VersionRef, r.Version) }
+
+// Target is the rebuild's version named for the operator.
+func (r RebuildView) Target() VersionRef { return target(r.VersionRef, r.Version) }
+
+func target(ref *VersionRef, commit string) VersionRef {
+	if ref != nil {
+		return *ref
+	}
+	return VersionRef{Commit: commit, Short: short(commit)}
 }
 
 // Done reports whether the rollout is over.

@@ -20,6 +20,9 @@ var (
 	// ErrBadRequest: the request itself is wrong (an unknown filter value,
 	// an SQL statement the query page refuses).
 	ErrBadRequest = errors.New("bad request")
+	// ErrUnsupportedMedia: a request body of a type the endpoint does not
+	// read (the API reads JSON); the message names the type expected.
+	ErrUnsupportedMedia = errors.New("unsupported media type")
 	// ErrNotFound: no such site, machine, rollout.
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: the request contradicts what is going on (a rollout
@@ -41,6 +44,8 @@ func status(err error) int {
 	switch {
 	case errors.Is(err, ErrBadRequest):
 		return http.StatusBadRequest
+	case errors.Is(err, ErrUnsupportedMedia):
+		return http.StatusUnsupportedMediaType
 	case errors.Is(err, errUnauthenticated):
 		return http.StatusUnauthorized
 	case errors.Is(err, errForbidden):

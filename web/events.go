@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/inventory"
 	"github.com/undercloud/undercloud/sites"
 )
@@ -22,10 +24,16 @@ type EventView struct {
 	Site    string    `json:"site,omitempty"`
 	BootID  string    `json:"boot_id,omitempty"`
 	Kind    string    `json:"kind"`
-	Version string    `json:"version,omitempty"`
-	IP      string    `json:"ip,omitempty"`
-	Source  string    `json:"source,omitempty"`
-	Detail  string    `json:"detail,omitempty"`
+	Version string    `json:"version,omitempty"` // the commit
+	// VersionRef names Version by its tag (see VersionRef.String).
+	VersionRef *VersionRef `json:"version_ref,omitempty"`
+	IP         string      `json:"ip,omitempty"`
+	Source     string      `json:"source,omitempty"`
+	// Detail is the event's detail as stored; for a booted event, the
+	// node's report as JSON text (kept for older clients: read Report).
+	Detail string `json:"detail,omitempty"`
+	// Report is what the node reported with a booted event.
+	Report *BootReport `json:"report,omitempty"`
 	// Repeats is how many repeats of this step were counted into it rather
 	// than stored (a client doing DHCP again and again; see
 	// inventory.FoldWindow).
@@ -42,13 +50,51 @@ func eventView(ev inventory.Event) EventView {
 	if ev.IP.IsValid() {
 		v.IP = ev.IP.String()
 	}
+	if ev.Kind == event.Booted {
+		v.Report = bootReport(ev.Detail)
+	}
 	return v
+}
+
+// BootReport is what a node reported with its booted callback
+// (docs/boot-flow.md): the digest of the Ignition config it applied, its
+// hostname, and the SHA-256 of each file it checked, by path.
+type BootReport struct {
+	Digest   string            `json:"digest"`
+	Hostname string            `json:"hostname"`
+	Files    map[string]string `json:"files"`
+}
+
+// bootReport reads a booted event's detail, as provision.Service.Booted
+// stores it; nil when there is none or it is not a report (an event
+// stored by an older server).
+func bootReport(detail string) *BootReport {
+	if !strings.HasPrefix(detail, "{") {
+		return nil
+	}
+	var r BootReport
+	if err := json.Unmarshal([]byte(detail), &r); err != nil {
+		return nil
+	}
+	if r.Files == nil {
+		r.Files = map[string]string{}
+	}
+	return &r
+}
+
+// Target is the event's version named for the UI; nil for none.
+func (v EventView) Target() *VersionRef {
+	if v.VersionRef != nil {
+		return v.VersionRef
+	}
+	return commitRef(v.Version)
 }
 
 // withMachines names the machine of each event and says its state now:
 // one lookup per machine, not per event.
 func (s *server) withMachines(ctx context.Context, evs []inventory.Event) ([]EventView, error) {
 	known := map[sites.MAC]inventory.Machine{}
+	book := newVersionBook(s.DB)
 	out := make([]EventView, 0, len(evs))
 	for _, ev := range evs {
 		m, ok := known[ev.MAC]
@@ -61,6 +107,7 @@ func (s *server) withMachines(ctx context.Context, evs []inventory.Event) ([]Eve
 		}
 		v := eventView(ev)
 		v.Machine, v.State = m.Name, string(m.State)
+		v.VersionRef = book.named(ctx, ev.Site, ev.Version)
 		out = append(out, v)
 	}
 	return out, nil

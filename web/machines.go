@@ -164,6 +164,7 @@ func (s *server) machineView(ctx context.Context, book *versionBook, m inventory
 	}
 	if len(evs) > 0 {
 		ev := eventView(evs[0])
+		ev.VersionRef = book.named(ctx, m.Site, ev.Version)
 		v.LastEvent = &ev
 	}
 	return v, nil
@@ -284,7 +285,9 @@ func (s *server) machineDetail(ctx context.Context, site, name string) (MachineD
 			return d, err
 		}
 		for _, st := range b.Steps {
-			bv.Steps = append(bv.Steps, StepView{EventView: eventView(st.Event), Since: st.Since.Seconds()})
+			ev := eventView(st.Event)
+			ev.VersionRef = book.named(ctx, m.Site, ev.Version)
+			bv.Steps = append(bv.Steps, StepView{EventView: ev, Since: st.Since.Seconds()})
 		}
 		d.Boots = append(d.Boots, bv)
 	}
@@ -295,6 +298,9 @@ func (s *server) machineDetail(ctx context.Context, site, name string) (MachineD
 	rbs, err := s.Rebuilds.MachineRebuilds(ctx, m.MAC)
 	if err != nil {
 		return d, fmt.Errorf("rebuilds of %s: %w", m.MAC, err)
+	}
+	for i := range rbs {
+		rbs[i].VersionRef = book.named(ctx, m.Site, rbs[i].Version)
 	}
 	if rbs != nil {
 		d.Rebuilds = rbs
@@ -315,11 +321,7 @@ func (s *server) spec(m inventory.Machine) (*SpecView, string) {
 	if sm == nil {
 		return nil, fmt.Sprintf("The active version of site %s does not declare this machine.", m.Site)
 	}
-	v := VersionRef{Commit: rel.Version.Commit, Short: rel.Version.Short()}
-	if len(rel.Version.Tags) > 0 {
-		v.Tag = rel.Version.Tags[0]
-	}
-	sv := &SpecView{Name: sm.Name, Role: sm.Role, IP: sm.IP.String(), Image: rel.Site.Image, Version: v}
+	sv := &SpecView{Name: sm.Name, Role: sm.Role, IP: sm.IP.String(), Image: rel.Site.Image, Version: newVersionRef(rel.Version)}
 	if rel.Image != nil {
 		sv.Image = rel.Image.Name
 	}
@@ -327,32 +329,6 @@ func (s *server) spec(m inventory.Machine) (*SpecView, string) {
 		sv.BMC = &BMCView{Driver: sm.BMC.Driver, Address: redact(sm.BMC.Address)}
 	}
 	return sv, ""
-}
-
-// DiscoveredView is a machine no site config declares, with the lines to
-// paste into its site.yaml.
-type DiscoveredView struct {
-	MachineView
-	Snippet string `json:"snippet"`
-}
-
-// discovered lists a page of the machines in no site config, the last seen
-// first, and the cursor of the next page.
-func (s *server) discovered(c echo.Context) ([]DiscoveredView, string, error) {
-	f := inventory.MachineFilter{Discovered: true, NewestFirst: true}
-	var err error
-	if f.Limit, f.After, err = pageParams(c); err != nil {
-		return nil, "", err
-	}
-	ms, next, err := s.machineViews(c.Request().Context(), f)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]DiscoveredView, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, DiscoveredView{MachineView: m, Snippet: snippet(m)})
-	}
-	return out, next, nil
 }
 
 // archNames are the client architectures of DHCP option 93 (RFC 4578,
@@ -368,25 +344,4 @@ func archName(arch string) string {
 		return n + " (" + arch + ")"
 	}
 	return arch
-}
-
-// snippet is a machines: entry for site.yaml: a name (its old one if a
-// config declared it once), its MAC, role worker and the address it was
-// last seen at, which the operator should replace by a reserved one.
-func snippet(m MachineView) string {
-	name := m.Name
-	if name == "" {
-		prefix := m.Site
-		if prefix == "" {
-			prefix = "node"
-		}
-		name = prefix + "-" + strings.ReplaceAll(string(m.MAC), ":", "")[6:]
-	}
-	ip := m.IP
-	comment := "  # last seen here: reserve one"
-	if ip == "" {
-		ip, comment = "10.0.0.0", "  # never got one: pick one"
-	}
-	return fmt.Sprintf("  - name: %s\n    mac: %s\n    role: worker\n    ip: %s%s\n    # bmc: {driver: ipmi, address: HOST:623, credentials: NAME}\n",
-		name, m.MAC, ip, comment)
 }

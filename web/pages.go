@@ -119,6 +119,7 @@ func (s *server) rolloutsPage(c echo.Context) error {
 		return err
 	}
 	rows := make([]rolloutRow, 0, len(vs))
+	book := newVersionBook(s.DB)
 	for _, v := range vs {
 		row := rolloutRow{Site: v}
 		if s.Rebuilds != nil {
@@ -127,6 +128,7 @@ func (s *server) rolloutsPage(c echo.Context) error {
 				return err
 			}
 			if ok {
+				r.VersionRef = book.named(ctx, v.Name, r.Version)
 				row.Rollout = &r
 			}
 		}
@@ -187,7 +189,33 @@ func (s *server) discoveredPage(c echo.Context) error {
 	data := struct {
 		Machines []DiscoveredView
 		Next     string
-	}{ds, nextLink(c, next)}
+		Sites    []string        // the served sites, for the patch form
+		Site     string          // the patch's site as asked; empty: the machines'
+		Selected map[string]bool // the MACs the patch is for
+		Patch    *SitePatch      // the patch of the selected machines, if any
+		PatchErr string          // why there is no patch for them
+	}{Machines: ds, Next: nextLink(c, next), Site: c.QueryParam("site"), Selected: map[string]bool{}}
+	for _, st := range s.Sites.Status() {
+		data.Sites = append(data.Sites, st.Site)
+	}
+	if macs := c.QueryParams()["mac"]; len(macs) > 0 {
+		for _, m := range macs {
+			if mac, err := sites.ParseMAC(m); err == nil {
+				data.Selected[string(mac)] = true
+			}
+		}
+		// A wrong selection is explained beside the form, not instead
+		// of the page.
+		p, err := s.sitePatch(c)
+		switch {
+		case err == nil:
+			data.Patch = &p
+		case status(err) < http.StatusInternalServerError:
+			data.PatchErr = message(err)
+		default:
+			return err
+		}
+	}
 	return s.render(c, http.StatusOK, "discovered", page{Title: "Discovered machines", Nav: "discovered", Data: data})
 }
 

@@ -18,13 +18,13 @@ func TestPagesRender(t *testing.T) {
 		want []string
 	}{
 		"overview": {"/", []string{
-			`id="sites"`, `href="/sites/lab"`, `<b>v2</b>`, "v3-broken rejected: 1 problem(s)",
+			`id="sites"`, `href="/sites/lab"`, `">v2 (` + short(v2) + `)</b>`, "v3-broken (", ") rejected: 1 problem(s)",
 			`href="/machines?site=lab&amp;outdated=true">`, "Booting now", `data-mac="` + string(macW1) + `"`,
 			`id="events"`, "ipxe-script", `data-live="on"`, `<noscript><meta http-equiv="refresh"`,
 			"v9.9.9-test", `id="user">vera<`,
 		}},
 		"site": {"/sites/lab", []string{
-			`id="active-version"`, "<b>v2</b>", short(v2), "lab: new motd", "Site Ops",
+			`id="active-version"`, `">v2 (` + short(v2) + `)</b>`, "lab: new motd", "Site Ops",
 			`id="pending-version"`, "v3-broken", "rejected, the active version keeps serving",
 			`id="rejection-reasons"`, "sites/lab/site.yaml:machines: 2 masters: etcd needs an odd number",
 			`class="version version-superseded"`, `class="version version-rejected"`, `class="version version-active"`,
@@ -32,7 +32,7 @@ func TestPagesRender(t *testing.T) {
 		}},
 		"machines": {"/machines", []string{
 			`id="machines"`, `data-mac="` + string(macM1) + `"`, `data-mac="` + string(macW1) + `"`,
-			`data-mac="` + string(macUnknown) + `"`, "10.99.0.11", short(v1) + " (v1)", "→ " + short(v2) + " (v2)",
+			`data-mac="` + string(macUnknown) + `"`, "10.99.0.11", "v1 (" + short(v1) + ")", "→ v2 (" + short(v2) + ")",
 			`<time class="age"`, "booted", `id="machine-filters"`,
 		}},
 		"machines filtered": {"/machines?site=lab&role=worker&state=booting", []string{
@@ -46,7 +46,7 @@ func TestPagesRender(t *testing.T) {
 			`id="machine-spec"`, "master", "10.99.0.11", "ipmi <code>10.99.0.1:6211</code>",
 			`id="machine-lease"`, "bound", `id="rebuilds"`, "Never rebuilt by this server",
 			`id="boots"`, "10 step(s), boot boot-m1", "dhcp-discover", "ignition", "kind-booted",
-			"9.0s", `class="num">1.0s</td>`, "on " + short(v1) + " (v1)",
+			"9.0s", `class="num">1.0s</td>`, "on v1 (" + short(v1) + ")",
 		}},
 		"machine booting": {"/machines/lab/lab-w1", []string{
 			`id="machine-state" class="state state-booting"`, "no booted callback",
@@ -58,7 +58,8 @@ func TestPagesRender(t *testing.T) {
 		"rollout":  {"/sites/lab/rollout", []string{"This site never had a rollout", "3 of 4 machine(s) outdated"}},
 		"discovered": {"/discovered", []string{
 			`id="discovered"`, string(macUnknown), "PXEClient:Arch:00007:UNDI:003016",
-			"  - name: lab-990099\n    mac: 52:54:00:99:00:99\n    role: worker\n    ip: 10.99.0.150", "x86-64 UEFI (7)",
+			"  - name: lab-990099\n    mac: &#34;52:54:00:99:00:99&#34;\n    role: worker\n    ip: 10.99.0.2  # free", "x86-64 UEFI (7)",
+			`name="mac" value="52:54:00:99:00:99"`, `id="show-patch"`,
 		}},
 		"query form": {"/query", []string{`id="query-form"`, `id="examples"`, "Machines on an old version", "/query?sql=SELECT"}},
 		"audit":      {"/audit", []string{`id="audit"`, "vera", "login", "ui 127.0.0.1"}},
@@ -134,7 +135,7 @@ func TestErrorPages(t *testing.T) {
 	}{
 		"/machines/lab/nope":       {http.StatusNotFound, `no machine &#34;nope&#34; in site &#34;lab&#34;`},
 		"/sites/atlantis":          {http.StatusNotFound, `this server serves no site &#34;atlantis&#34;`},
-		"/machines?state=sleeping": {http.StatusBadRequest, "state=&#34;sleeping&#34;: want one of discovered, known, booting, provisioned, failed"},
+		"/machines?state=sleeping": {http.StatusBadRequest, "state=&#34;sleeping&#34;: want one of discovered, nothing-to-boot, known, booting, provisioned, failed"},
 		"/no/such/page":            {http.StatusNotFound, "not found"},
 	} {
 		resp, body := b.get(path)

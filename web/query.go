@@ -251,9 +251,17 @@ type queryRequest struct {
 }
 
 func (s *server) apiQuery(c echo.Context) error {
+	const want = `JSON {"sql": "SELECT ..."}`
+	r := c.Request()
+	if kind, err := bodyOf(r, want); err != nil {
+		return err
+	} else if kind != bodyJSON {
+		return kindf(ErrUnsupportedMedia, "the body must be %s with Content-Type: application/json; got Content-Type: %s",
+			want, contentType(r.Header.Get(echo.HeaderContentType)))
+	}
 	var req queryRequest
-	if err := c.Bind(&req); err != nil {
-		return kindf(ErrBadRequest, `the body must be JSON: {"sql": "SELECT ..."}`)
+	if err := decodeJSON(r, &req, 64<<10, false, want); err != nil {
+		return err
 	}
 	res, err := s.query(c.Request().Context(), who(c).Name, req.SQL)
 	if err != nil {

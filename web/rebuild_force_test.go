@@ -87,8 +87,8 @@ func TestAPIRebuildForceBad(t *testing.T) {
 		msg  string
 	}{
 		"bad query value": {path: "?force=maybe", msg: `force="maybe": want 1 or 0`},
-		"unknown field":   {body: map[string]bool{"forced": true}, msg: `the body of a rebuild request is JSON {"force": true|false} or empty`},
-		"not a bool":      {body: map[string]string{"force": "yes"}, msg: `the body of a rebuild request is JSON`},
+		"unknown field":   {body: map[string]bool{"forced": true}, msg: `the body must be JSON {"force": true|false} (or empty): json: unknown field "forced"`},
+		"not a bool":      {body: map[string]string{"force": "yes"}, msg: `the body must be JSON {"force": true|false} (or empty): json: cannot unmarshal`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			code, body := f.call(operatorSecret, http.MethodPost, "/api/v1/machines/lab/lab-w2/rebuild"+tc.path, tc.body)

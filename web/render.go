@@ -204,15 +204,23 @@ func durString(d time.Duration) string {
 	return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
 }
 
-// vrefString is a version as a table cell: short commit and tag.
-func vrefString(v *VersionRef) string {
-	if v == nil {
-		return "—"
+// vrefString is a version as a table cell, as VersionRef.String names it.
+func vrefString(v any) string {
+	switch v := v.(type) {
+	case *VersionRef:
+		if v != nil {
+			return v.String()
+		}
+	case VersionRef:
+		return v.String()
+	case VersionView:
+		return v.String()
+	case *VersionView:
+		if v != nil {
+			return v.String()
+		}
 	}
-	if v.Tag != "" {
-		return v.Short + " (" + v.Tag + ")"
-	}
-	return v.Short
+	return "—"
 }
 
 // short abbreviates a commit hash as sites.Version.Short does.

@@ -1,9 +1,6 @@
 package web
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"slices"
 	"strings"
 
@@ -28,13 +25,16 @@ type rolloutStart struct {
 // select and machines (names separated by commas or spaces).
 func rolloutSelection(c echo.Context) (sites.Selection, error) {
 	var req rolloutStart
-	r := c.Request()
-	if ct := r.Header.Get(echo.HeaderContentType); strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			return sites.Selection{}, kindf(ErrBadRequest,
-				`the body of a rollout start is JSON {"select": "rack=r12,role=worker", "machines": ["name", ...]} (both optional) or empty: %v`, err)
+	// Any other body type was once read as no body, which selects every
+	// outdated machine: the whole site rolled instead of the selection.
+	const want = `JSON {"select": "rack=r12,role=worker", "machines": ["name", ...]} (both optional, or no body)`
+	kind, err := bodyOf(c.Request(), want)
+	if err != nil {
+		return sites.Selection{}, err
+	}
+	if kind == bodyJSON {
+		if err := decodeJSON(c.Request(), &req, 64<<10, true, want); err != nil {
+			return sites.Selection{}, err
 		}
 	} else {
 		req.Select = c.FormValue("select")

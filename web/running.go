@@ -12,9 +12,10 @@ import (
 // after a partial rollout, a site runs several.
 type RunningView struct {
 	Commit string `json:"commit"` // empty: machines that never reported booted
-	// Label is the version's first tag where the server knows it (the
-	// active, pending and recently validated versions), its short commit
-	// otherwise, or "none" for machines that never booted.
+	// Label names the version as VersionRef.String does, "v2
+	// (abcdef123456)" where the server knows its tag (the active, pending
+	// and recently validated versions), its short commit otherwise, or
+	// "none" for machines that never booted.
 	Label    string `json:"label"`
 	Active   bool   `json:"active"` // the site's active version
 	Machines int    `json:"machines"`
@@ -53,9 +54,9 @@ func (s *server) runningVersions(ctx context.Context, st sites.SiteStatus, count
 		case commit == "":
 			r.Label = "none"
 		case ok:
-			r.Label = v.Label()
+			r.Label = newVersionRef(v).String()
 		default:
-			r.Label = sites.Version{Commit: commit}.Short()
+			r.Label = commitRef(commit).String()
 		}
 		out = append(out, r)
 	}

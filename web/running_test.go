@@ -16,7 +16,7 @@ func TestRunningVersions(t *testing.T) {
 	f.getJSON("/api/v1/sites/lab", &lab)
 	want := []RunningView{
 		{Commit: "", Label: "none", Machines: 2},
-		{Commit: f.versions["v1"], Label: "v1", Machines: 1},
+		{Commit: f.versions["v1"], Label: "v1 (" + short(f.versions["v1"]) + ")", Machines: 1},
 	}
 	if diff := cmp.Diff(want, lab.Running); diff != "" {
 		t.Errorf("running (-want +got):\n%s", diff)
@@ -24,15 +24,15 @@ func TestRunningVersions(t *testing.T) {
 	f.bootFully(macW1, "lab", f.versions["v2"], "boot-w1")
 	f.getJSON("/api/v1/sites/lab", &lab)
 	want = []RunningView{
-		{Commit: f.versions["v2"], Label: "v2", Active: true, Machines: 1},
+		{Commit: f.versions["v2"], Label: "v2 (" + short(f.versions["v2"]) + ")", Active: true, Machines: 1},
 		{Commit: "", Label: "none", Machines: 1},
-		{Commit: f.versions["v1"], Label: "v1", Machines: 1},
+		{Commit: f.versions["v1"], Label: "v1 (" + short(f.versions["v1"]) + ")", Machines: 1},
 	}
 	if diff := cmp.Diff(want, lab.Running); diff != "" {
 		t.Errorf("running after lab-w1 booted v2 (-want +got):\n%s", diff)
 	}
 	_, page := f.login(viewerSecret).get("/")
-	for _, w := range []string{`class="warn">1 on v1</span>`, `1 on none`, `<span data-version="` + f.versions["v2"] + `">1 on v2</span>`} {
+	for _, w := range []string{`class="warn">1 on v1 (` + short(f.versions["v1"]) + `)</span>`, `1 on none`, `<span data-version="` + f.versions["v2"] + `">1 on v2 (` + short(f.versions["v2"]) + `)</span>`} {
 		if !strings.Contains(page, w) {
 			t.Errorf("overview lacks %q", w)
 		}

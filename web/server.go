@@ -186,6 +186,7 @@ func (s *server) echo() *echo.Echo {
 	e.GET(v1+"/machines/:site/:name", s.apiMachine, view)
 	e.POST(v1+"/machines/:site/:name/rebuild", s.mutation(s.rebuild), view, op)
 	e.GET(v1+"/discovered", s.apiDiscovered, view)
+	e.GET(v1+"/discovered/patch", s.apiDiscoveredPatch, view)
 	e.GET(v1+"/sites/:site/rollout", s.apiRollout, view)
 	e.POST(v1+"/sites/:site/rollout", s.mutation(s.rolloutAction), view, op)
 	e.POST(v1+"/sites/:site/rollout/:action", s.mutation(s.rolloutAction), view, op)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,6 +69,54 @@ type VersionRef struct {
 	Short  string `json:"short"`
 	Tag    string `json:"tag,omitempty"`
 }
+
+// String names the version as the operator wrote it, with the commit it
+// is: "v2 (abcdef123456)", or the short commit alone when it has no tag.
+// Every version the UI, the audit log and the CLI show goes through it.
+func (v VersionRef) String() string {
+	switch {
+	case v.Tag != "" && v.Short != "":
+		return v.Tag + " (" + v.Short + ")"
+	case v.Tag != "":
+		return v.Tag
+	case v.Short != "":
+		return v.Short
+	}
+	return short(v.Commit)
+}
+
+// newVersionRef names v by its first tag and short commit.
+func newVersionRef(v sites.Version) VersionRef {
+	r := VersionRef{Commit: v.Commit, Short: v.Short()}
+	if len(v.Tags) > 0 {
+		r.Tag = v.Tags[0]
+	}
+	return r
+}
+
+// commitRef names a commit whose tags are unknown here; nil for none.
+func commitRef(commit string) *VersionRef {
+	if commit == "" {
+		return nil
+	}
+	return &VersionRef{Commit: commit, Short: short(commit)}
+}
+
+// Brief names the version briefly, by its first tag (or its Label, when
+// only that came through).
+func (v VersionView) Brief() VersionRef {
+	r := VersionRef{Commit: v.Commit, Short: cmp.Or(v.Short, short(v.Commit))}
+	switch {
+	case len(v.Tags) > 0:
+		r.Tag = v.Tags[0]
+	case v.Label != r.Short:
+		r.Tag = v.Label
+	}
+	return r
+}
+
+// String is the version as VersionRef.String names it.
+func (v VersionView) String() string { return v.Brief().String() }
 
 // userinfo matches the credentials of a URL (scheme://user:password@).
 var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@`)
@@ -240,11 +289,18 @@ func (b *versionBook) ref(ctx context.Context, site, commit string) (*VersionRef
 	if !ok {
 		v = sites.Version{Commit: commit}
 	}
-	r := &VersionRef{Commit: commit, Short: v.Short()}
-	if len(v.Tags) > 0 {
-		r.Tag = v.Tags[0]
+	r := newVersionRef(v)
+	return &r, nil
+}
+
+// named is ref for views that must show even when the history cannot be
+// read: then the commit alone.
+func (b *versionBook) named(ctx context.Context, site, commit string) *VersionRef {
+	r, err := b.ref(ctx, site, commit)
+	if err != nil {
+		return commitRef(commit)
 	}
-	return r, nil
+	return r
 }
 
 // resolve turns what an operator types for a version (a tag, a full or

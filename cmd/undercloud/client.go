@@ -169,7 +169,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if len(s.Problems) > 0 {
 				state = "rejected"
 			}
-			fmt.Fprintf(w, "  %s %s\t%s\n", state, s.Pending.Label, strings.Join(s.Problems, "; "))
+			fmt.Fprintf(w, "  %s %s\t%s\n", state, s.Pending, strings.Join(s.Problems, "; "))
 		}
 		if s.Error != "" {
 			fmt.Fprintf(w, "  error\t%s\n", s.Error)
@@ -189,10 +189,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			ver := ""
 			if m.Version != nil {
-				ver = m.Version.Short
-				if m.Version.Tag != "" {
-					ver = m.Version.Tag
-				}
+				ver = m.Version.String()
 			}
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%v\t%s\n", orMAC(m), m.Role, m.IP, m.State, ver, m.Outdated, last)
 		}
@@ -206,11 +203,13 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
+// versionLabel names a version as the server's pages do: "v2
+// (abcdef123456)", see web.VersionRef.String.
 func versionLabel(v *web.VersionView) string {
 	if v == nil {
 		return "(none)"
 	}
-	return v.Label + " (" + v.Short + ")"
+	return v.String()
 }
 
 func orMAC(m web.MachineView) string {
@@ -411,11 +410,7 @@ func rolloutStartBody(selector, machines string) any {
 
 func printRollout(w io.Writer, ro web.RolloutView) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	short := ro.Version
-	if len(short) > 12 {
-		short = short[:12]
-	}
-	fmt.Fprintf(tw, "%s to %s: %s, %d failure(s)\t%s\n", ro.Title(), short, ro.State, ro.Failures, ro.Reason)
+	fmt.Fprintf(tw, "%s to %s: %s, %d failure(s)\t%s\n", ro.Title(), ro.Target(), ro.State, ro.Failures, ro.Reason)
 	for _, m := range ro.Machines {
 		fmt.Fprintf(tw, "  batch %d\t%s\t%s\t%s\t%s\n", m.Batch, m.Name, m.Role, m.State, m.Reason)
 	}

@@ -63,4 +63,11 @@ func TestPrintRolloutShowsSelection(t *testing.T) {
 	if want := "rollout 3 of lab (rack=r12) to 222222222222: running, 0 failure(s)"; !strings.HasPrefix(b.String(), want) {
 		t.Errorf("printed\n%s\nwant it to start with %q", b.String(), want)
 	}
+	// Where the operator wrote a tag, the tag leads.
+	b.Reset()
+	printRollout(&b, web.RolloutView{ID: 4, Site: "lab", Version: "2222222222222222", State: "running",
+		VersionRef: &web.VersionRef{Commit: "2222222222222222", Short: "222222222222", Tag: "v2"}})
+	if want := "rollout 4 of lab to v2 (222222222222): running, 0 failure(s)"; !strings.HasPrefix(b.String(), want) {
+		t.Errorf("printed\n%s\nwant it to start with %q", b.String(), want)
+	}
 }

@@ -43,12 +43,12 @@
     tr.dataset.mac = ev.mac;
     tr.className = "fresh";
     var cells = [fmtTime(ev.at), "", ev.machine || "", ev.mac, ev.site || "", ev.kind,
-      (ev.version || "").slice(0, 12), ev.ip || "", ev.detail || ""];
+      versionName(ev), ev.ip || "", eventDetail(ev)];
     cells.forEach(function (text, i) {
       var td = document.createElement("td");
       if (i === 1) {
         td.appendChild(ageEl(ev.at));
-      } else if (i === 3 || i === 6) {
+      } else if (i === 3) {
         var code = document.createElement("code");
         code.textContent = text;
         td.appendChild(code);
@@ -115,6 +115,23 @@
     t.setAttribute("datetime", at);
     t.textContent = age(at);
     return t;
+  }
+
+  // versionName names an event's version as the server's pages do
+  // (VersionRef.String): "v2 (abcdef123456)", or the short commit.
+  function versionName(ev) {
+    var r = ev.version_ref;
+    if (r && r.tag) { return r.tag + " (" + r.short + ")"; }
+    return (ev.version || "").slice(0, 12);
+  }
+
+  // eventDetail is a booted event's report summed up, as the pages do.
+  function eventDetail(ev) {
+    if (ev.report) {
+      var n = Object.keys(ev.report.files || {}).length;
+      return "reported " + n + " file(s)" + (ev.report.hostname ? " as " + ev.report.hostname : "");
+    }
+    return ev.detail || "";
   }
 
   function fmtTime(at) {
