@@ -21,21 +21,17 @@ import (
 // queue — and counted in Refused. A zero cap means no cap.
 type Listener struct {
 	net.Listener
-	Max   int
-	PerIP int
 	// Log receives each refusal at Debug (a flood is counted, not logged
 	// at Info); nil discards.
 	Log *slog.Logger
 
+	slots   Slots
 	refused atomic.Uint64
-	mu      sync.Mutex
-	open    int
-	byIP    map[netip.Addr]int
 }
 
 // Limit wraps ln in a Listener with the given caps.
 func Limit(ln net.Listener, max, perIP int, log *slog.Logger) *Listener {
-	return &Listener{Listener: ln, Max: max, PerIP: perIP, Log: log}
+	return &Listener{Listener: ln, Log: log, slots: Slots{Max: max, PerClient: perIP}}
 }
 
 // Accept returns the next connection within the caps, closing every one
@@ -47,11 +43,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := remoteIP(c)
-		if reason := l.admit(ip); reason != "" {
+		if reason := l.slots.Take(ip); reason != "" {
 			c.Close()
 			l.refused.Add(1)
 			if l.Log != nil {
-				l.Log.Debug("connection refused", "ip", ip.String(), "listen", l.Addr().String(), "reason", reason)
+				l.Log.Debug("connection refused", "ip", ip.String(), "listen", l.Addr().String(), "reason", "connection "+reason)
 			}
 			continue
 		}
@@ -63,38 +59,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) Refused() uint64 { return l.refused.Load() }
 
 // Open is how many accepted connections are not closed yet.
-func (l *Listener) Open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.open
-}
-
-// admit takes a slot for ip, or says which cap is full.
-func (l *Listener) admit(ip netip.Addr) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.Max > 0 && l.open >= l.Max {
-		return "connection limit"
-	}
-	if l.PerIP > 0 && l.byIP[ip] >= l.PerIP {
-		return "per-client connection limit"
-	}
-	if l.byIP == nil {
-		l.byIP = map[netip.Addr]int{}
-	}
-	l.open++
-	l.byIP[ip]++
-	return ""
-}
-
-func (l *Listener) release(ip netip.Addr) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.open--
-	if l.byIP[ip]--; l.byIP[ip] <= 0 {
-		delete(l.byIP, ip)
-	}
-}
+func (l *Listener) Open() int { return l.slots.Held() }
 
 // remoteIP is c's peer address, IPv4-mapped addresses unmapped so that one
 // client counts once whichever way it connects.
@@ -118,7 +83,7 @@ type conn struct {
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.release(c.ip) })
+	c.once.Do(func() { c.l.slots.Give(c.ip) })
 	return err
 }
 

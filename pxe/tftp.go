@@ -11,12 +11,12 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pin/tftp/v3"
 
 	"github.com/undercloud/undercloud/event"
+	"github.com/undercloud/undercloud/netlimit"
 )
 
 // TFTP serves the iPXE binaries of Firmware over TFTP (RFC 1350, with the
@@ -95,7 +95,7 @@ var (
 // on large blocks. pin/tftp sends each transfer from its own ephemeral port,
 // as RFC 1350 asks.
 func (s *TFTP) Serve(ctx context.Context, conn net.PacketConn) error {
-	slots := &slots{max: cmp.Or(s.MaxTransfers, DefaultTFTPMaxTransfers), perClient: cmp.Or(s.MaxPerClient, DefaultTFTPMaxPerClient)}
+	slots := &netlimit.Slots{Max: cmp.Or(s.MaxTransfers, DefaultTFTPMaxTransfers), PerClient: cmp.Or(s.MaxPerClient, DefaultTFTPMaxPerClient)}
 	var sc *Scripts
 	if s.BootPort != 0 {
 		var err error
@@ -132,16 +132,16 @@ func (s *TFTP) Serve(ctx context.Context, conn net.PacketConn) error {
 
 // admit runs a read request in a transfer slot, or refuses it when none is
 // free.
-func (s *TFTP) admit(ctx context.Context, sl *slots, sc *Scripts, raw string, rf io.ReaderFrom) error {
+func (s *TFTP) admit(ctx context.Context, sl *netlimit.Slots, sc *Scripts, raw string, rf io.ReaderFrom) error {
 	ip := remoteAddr(rf)
-	if reason := sl.take(ip); reason != "" {
-		logger(s.Log).Debug("tftp read refused", "ip", ip.String(), "reason", reason)
+	if reason := sl.Take(ip); reason != "" {
+		logger(s.Log).Debug("tftp read refused", "ip", ip.String(), "reason", "transfer "+reason)
 		if s.Metrics != nil {
 			s.Metrics.TFTPTransfer("", 0, false)
 		}
 		return errTFTPBusy
 	}
-	defer sl.give(ip)
+	defer sl.Give(ip)
 	if sc != nil && raw == BootScriptName {
 		return s.bootScript(ctx, sc, rf)
 	}
@@ -259,42 +259,6 @@ func remoteAddr(t any) netip.Addr {
 		}
 	}
 	return netip.Addr{}
-}
-
-// slots counts the transfers under way, in all and by client.
-type slots struct {
-	max, perClient int
-
-	mu     sync.Mutex
-	n      int
-	byAddr map[netip.Addr]int
-}
-
-// take claims a slot for ip, or says which bound is reached.
-func (sl *slots) take(ip netip.Addr) string {
-	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	switch {
-	case sl.n >= sl.max:
-		return "transfer limit"
-	case sl.byAddr[ip] >= sl.perClient:
-		return "per-client transfer limit"
-	}
-	if sl.byAddr == nil {
-		sl.byAddr = map[netip.Addr]int{}
-	}
-	sl.n++
-	sl.byAddr[ip]++
-	return ""
-}
-
-func (sl *slots) give(ip netip.Addr) {
-	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	sl.n--
-	if sl.byAddr[ip]--; sl.byAddr[ip] <= 0 {
-		delete(sl.byAddr, ip)
-	}
 }
 
 func (s *TFTP) done(ev Event, ok bool) {
