@@ -36,6 +36,11 @@ const (
 	Rebuild Kind = "rebuild"
 )
 
+// NothingToBoot is the detail of an ipxe-script event whose script exits:
+// the server had nothing for the machine to boot. pxe writes it and the
+// inventory's state rule reads it, so it is defined here once.
+const NothingToBoot = "exit"
+
 // String returns the kind's name, as stored.
 func (k Kind) String() string { return string(k) }
 

@@ -37,14 +37,14 @@ func TestNextState(t *testing.T) {
 		"a kind added later changes nothing": {StateProvisioned, event.Kind("bmc-power-cycle"), StateProvisioned, "", false},
 		"artifact fetch":                     {StateProvisioned, event.Artifact, StateBooting, "", false},
 		"ignition served":                    {StateBooting, event.Ignition, StateBooting, "", false},
-		"unknown machine told to exit":       {StateBooting, event.IPXEScript, StateNothingToBoot, ActionExit, true},
-		"exit in the first batch":            {StateDiscovered, event.IPXEScript, StateNothingToBoot, ActionExit, true},
-		"declared machine told to exit":      {StateBooting, event.IPXEScript, StateBooting, ActionExit, false},
+		"unknown machine told to exit":       {StateBooting, event.IPXEScript, StateNothingToBoot, event.NothingToBoot, true},
+		"exit in the first batch":            {StateDiscovered, event.IPXEScript, StateNothingToBoot, event.NothingToBoot, true},
+		"declared machine told to exit":      {StateBooting, event.IPXEScript, StateBooting, event.NothingToBoot, false},
 		"unknown machine boots discovery":    {StateBooting, event.IPXEScript, StateBooting, "discovery", true},
 		"nothing to boot, boots again":       {StateNothingToBoot, event.DHCPDiscover, StateBooting, "", true},
 		"nothing to boot, asks again":        {StateNothingToBoot, event.DHCPRequest, StateBooting, "", true},
 		"nothing to boot, heartbeat":         {StateNothingToBoot, event.Heartbeat, StateNothingToBoot, "", true},
-		"nothing to boot, denied":            {StateNothingToBoot, event.IPXEDenied, StateNothingToBoot, ActionExit, true},
+		"nothing to boot, denied":            {StateNothingToBoot, event.IPXEDenied, StateNothingToBoot, event.NothingToBoot, true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := nextState(tc.cur, tc.kind, tc.detail, tc.discovered); got != tc.want {

@@ -44,15 +44,11 @@ func (s State) String() string { return string(s) }
 // Valid reports whether s is one of States.
 func (s State) Valid() bool { return slices.Contains(States(), s) }
 
-// ActionExit is the Detail of an ipxe-script event whose script exits:
-// the server had nothing for the machine to boot (pxe.ActionExit).
-const ActionExit = "exit"
-
 // nextState is the machine state after an event of kind k with detail,
 // from cur; discovered says that no site config declares the machine.
 //
 // A booted report provisions the machine. An unknown machine's script that
-// exits (an ipxe-script event with detail ActionExit) leaves it with
+// exits (an ipxe-script event with detail event.NothingToBoot) leaves it with
 // nothing to boot: without that state it would stay booting forever. Any
 // other boot step (event.Kind.Step) means it is booting, except a DHCP
 // exchange that a running OS makes too (renewing its lease), which keeps a
@@ -63,7 +59,7 @@ func nextState(cur State, k event.Kind, detail string, discovered bool) State {
 	switch {
 	case k == event.Booted:
 		return StateProvisioned
-	case k == event.IPXEScript && detail == ActionExit && discovered:
+	case k == event.IPXEScript && detail == event.NothingToBoot && discovered:
 		return StateNothingToBoot
 	case !k.Step():
 		return cur

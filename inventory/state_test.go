@@ -24,9 +24,9 @@ func TestNothingToBoot(t *testing.T) {
 		{Event{Kind: event.DHCPDiscover, Site: "lab"}, StateBooting},
 		{Event{Kind: event.DHCPAck, Site: "lab", IP: ip}, StateBooting},
 		{Event{Kind: event.IPXEChain, Site: "lab", IP: ip}, StateBooting},
-		{Event{Kind: event.IPXEScript, Site: "lab", IP: ip, Detail: ActionExit}, StateNothingToBoot},
+		{Event{Kind: event.IPXEScript, Site: "lab", IP: ip, Detail: event.NothingToBoot}, StateNothingToBoot},
 		{Event{Kind: event.DHCPDiscover, Site: "lab"}, StateBooting},
-		{Event{Kind: event.IPXEScript, Site: "lab", IP: ip, Detail: ActionExit}, StateNothingToBoot},
+		{Event{Kind: event.IPXEScript, Site: "lab", IP: ip, Detail: event.NothingToBoot}, StateNothingToBoot},
 	}
 	for i, s := range steps {
 		clk.Advance(time.Second)

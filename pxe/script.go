@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/images"
 )
 
@@ -82,7 +83,7 @@ const (
 func (a Action) String() string {
 	switch a {
 	case ActionExit:
-		return "exit"
+		return event.NothingToBoot
 	case ActionLocalDisk:
 		return "local-disk"
 	case ActionProvision:

@@ -161,7 +161,7 @@ func TestReserveNoFreeAddress(t *testing.T) {
 func TestDiscoveredNothingToBoot(t *testing.T) {
 	f := newFixture(t, nil)
 	f.record(inventory.Event{MAC: macUnknown, Site: "lab", Kind: event.IPXEScript, IP: netip.MustParseAddr("10.99.0.150"),
-		Detail: inventory.ActionExit, At: f.clock.Now()})
+		Detail: event.NothingToBoot, At: f.clock.Now()})
 	var got struct{ Machines []DiscoveredView }
 	f.getJSON("/api/v1/discovered", &got)
 	if len(got.Machines) != 1 || got.Machines[0].State != inventory.StateNothingToBoot {
