@@ -48,6 +48,10 @@ type Server struct {
 	Tokens []Token
 	// Metrics is served at /metrics; nil answers 404 there.
 	Metrics *Metrics
+	// MetricsAuth makes /metrics need a viewer token like the API (for a
+	// Prometheus with a bearer token); false leaves it open on the
+	// operator listener, where it is served.
+	MetricsAuth bool
 	// Log receives server errors, logins and refusals; nil discards.
 	Log *slog.Logger
 	// Now returns the current time (for ages and sessions); nil means
@@ -157,11 +161,18 @@ func (s *server) echo() *echo.Echo {
 
 	e.GET("/login", s.loginPage)
 	e.POST("/login", s.login)
-	e.GET("/metrics", s.metrics)
 	e.GET("/static/*", echo.WrapHandler(staticHandler()))
 
 	// UI pages; every one needs a viewer, every change an operator.
 	view, op := s.authenticate, s.operator
+	if s.MetricsAuth {
+		e.GET("/metrics", s.metrics, view)
+	} else {
+		e.GET("/metrics", s.metrics)
+	}
+	// Go's profiler, for the operator's own performance questions: it
+	// shows the server's internals and costs CPU, so operators only.
+	e.Any("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprofHandler)), view, op)
 	e.POST("/logout", s.logout, view, s.csrf)
 	e.GET("/", s.overviewPage, view)
 	e.GET("/sites/:site", s.sitePage, view)

@@ -40,6 +40,7 @@ type serveConfig struct {
 	// OperatorTLS is false; OperatorListen empty serves none.
 	OperatorListen string
 	OperatorTLS    bool
+	MetricsAuth    bool
 	TLSCert        string
 	TLSKey         string
 	// Bounds on each HTTP listener and on TFTP.
@@ -81,6 +82,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*s
 	fs.StringVar(&c.Listen, "listen", ":8080", "machine-facing HTTP address: the boot endpoints and /healthz only")
 	fs.StringVar(&c.OperatorListen, "operator-listen", ":8443", "operator HTTPS address: web UI, JSON API, /metrics and /healthz; put it on the management network (empty: none)")
 	fs.BoolVar(&c.OperatorTLS, "operator-tls", true, "serve the operator address over TLS (false: plain HTTP, for a TLS proxy in front or a test)")
+	fs.BoolVar(&c.MetricsAuth, "metrics-auth", false, "/metrics needs an API token (viewer) like the API; /debug/pprof always needs an operator")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "certificate (PEM, chain first to last) of the operator address (default: a self-signed one generated once into DATA-DIR)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key (PEM) of --tls-cert")
 	fs.IntVar(&c.MaxConns, "max-conns", 1024, "connections each HTTP address holds at once; more are closed at once")

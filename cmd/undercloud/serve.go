@@ -361,7 +361,7 @@ func (s *server) handlers(ctx context.Context, boot *pxe.HTTP) (machine, operato
 	}
 	w := &web.Server{
 		DB: s.db, ReadOnly: ro, Sites: siteSource{Tracker: s.tracker, refresh: s.refresh},
-		Rebuilds: rebuilds{s.engine}, Tokens: tokens, Metrics: s.metrics,
+		Rebuilds: rebuilds{s.engine}, Tokens: tokens, Metrics: s.metrics, MetricsAuth: s.cfg.MetricsAuth,
 		Log: s.log, Version: buildVersion(), Done: ctx.Done(),
 	}
 	wh, err := w.Handler()
