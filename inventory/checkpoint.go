@@ -65,10 +65,19 @@ func (c *checkpointer) loop() {
 			return
 		case <-c.poke:
 		}
-		if _, err := c.db.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+		var busy, frames, copied int
+		err := c.db.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+		if err != nil {
 			c.log(fmt.Errorf("checkpoint: %w", err))
 		}
-		c.truncateIfLarge()
+		// Truncate only once a passive checkpoint has copied every page:
+		// then the truncating one holds the writer back only to reset the
+		// file, not for a copy of tens of MB -- this thread is niced, and
+		// a long copy under load kept the writer waiting past its busy
+		// timeout.
+		if err == nil && copied == frames {
+			c.truncateIfLarge()
+		}
 		select {
 		case <-c.stop:
 			return
