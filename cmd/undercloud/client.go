@@ -409,8 +409,10 @@ func rolloutStartBody(selector, machines string) any {
 }
 
 func printRollout(w io.Writer, ro web.RolloutView) {
+	// The rollout's line stands apart: in the table its reason would widen
+	// the machines' first column.
+	fmt.Fprintf(w, "%s to %s: %s, %d failure(s)  %s\n", ro.Title(), ro.Target(), ro.State, ro.Failures, ro.Reason)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s to %s: %s, %d failure(s)\t%s\n", ro.Title(), ro.Target(), ro.State, ro.Failures, ro.Reason)
 	for _, m := range ro.Machines {
 		fmt.Fprintf(tw, "  batch %d\t%s\t%s\t%s\t%s\n", m.Batch, m.Name, m.Role, m.State, m.Reason)
 	}
