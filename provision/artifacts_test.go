@@ -1,4 +1,4 @@
-package main
+package provision
 
 import (
 	"context"
@@ -13,31 +13,31 @@ import (
 	"github.com/undercloud/undercloud/sites"
 )
 
-// fakeReleases has one release per commit; its image's kernel is named
+// keepReleases has one release per commit; its image's kernel is named
 // after the commit.
-type fakeReleases struct {
+type keepReleases struct {
 	active []string // site@commit
 	broken string   // a commit ReleaseAt fails on
 }
 
-func release(commit string) *sites.Release {
+func keepRelease(commit string) *sites.Release {
 	a := sites.Artifact{SHA256: strings.Repeat(commit[:1], 64)}
 	return &sites.Release{Image: &sites.Image{Artifacts: sites.Artifacts{Kernel: a, Initrd: a}}, Version: sites.Version{Commit: commit}}
 }
 
-func (f fakeReleases) Releases() []*sites.Release {
+func (f keepReleases) Releases() []*sites.Release {
 	var out []*sites.Release
 	for _, c := range f.active {
-		out = append(out, release(c))
+		out = append(out, keepRelease(c))
 	}
 	return out
 }
 
-func (f fakeReleases) ReleaseAt(_ context.Context, site, commit string) (*sites.Release, error) {
+func (f keepReleases) ReleaseAt(_ context.Context, site, commit string) (*sites.Release, error) {
 	if commit == f.broken {
 		return nil, errors.New("not in the mirror")
 	}
-	return release(commit), nil
+	return keepRelease(commit), nil
 }
 
 type fakeHistory struct {
@@ -80,7 +80,7 @@ func TestArtifactKeep(t *testing.T) {
 			v("o1", inventory.VersionSuperseded, 40*time.Hour), // superseded before the cutoff
 		},
 	}
-	keep, err := artifactKeep(context.Background(), fakeReleases{active: []string{"d1"}}, h, cutoff)
+	keep, err := ArtifactsToKeep(context.Background(), keepReleases{active: []string{"d1"}}, h, cutoff)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestArtifactKeep(t *testing.T) {
 	}
 	// A version that cannot be read stops the collection: nothing is
 	// removed rather than something a machine needs.
-	if _, err := artifactKeep(context.Background(), fakeReleases{active: []string{"d1"}, broken: "a1"}, h, cutoff); err == nil {
+	if _, err := ArtifactsToKeep(context.Background(), keepReleases{active: []string{"d1"}, broken: "a1"}, h, cutoff); err == nil {
 		t.Error("artifactKeep succeeded without the artifacts of an assigned version")
 	}
 }
