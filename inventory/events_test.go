@@ -63,34 +63,14 @@ func TestRecordUpdatesMachine(t *testing.T) {
 	ip := netip.MustParseAddr("10.0.0.7")
 	t0 := clk.Now()
 
-	steps := []struct {
-		ev        Event
-		wantState State
-	}{
+	steps := []stateStep{
 		{Event{Kind: event.DHCPDiscover, Site: "lab", Source: "0.0.0.0:68"}, StateBooting},
 		{Event{Kind: event.DHCPAck, Site: "lab", IP: ip}, StateBooting},
 		{Event{Kind: event.IPXEScript, Site: "lab", Version: "c1", BootID: "b1", IP: ip, Source: "10.0.0.7:4000"}, StateBooting},
 		{Event{Kind: event.Booted, Site: "lab", Version: "c1", BootID: "b1", IP: ip, Detail: `{"digest":"ab"}`}, StateProvisioned},
 		{Event{Kind: event.Heartbeat, Site: "lab", Version: "c1", BootID: "b1"}, StateProvisioned},
 	}
-	for i, s := range steps {
-		clk.Advance(time.Second)
-		ev := s.ev
-		ev.MAC = mac
-		if err := db.Record(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		m, err := db.Machine(ctx, mac)
-		if err != nil {
-			t.Fatalf("step %d: %v", i, err)
-		}
-		if m.State != s.wantState {
-			t.Errorf("after %s: state %s, want %s", ev.Kind, m.State, s.wantState)
-		}
-	}
+	recordSteps(t, db, clk, mac, steps)
 	m, err := db.Machine(ctx, mac)
 	if err != nil {
 		t.Fatal(err)

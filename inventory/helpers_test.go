@@ -69,3 +69,34 @@ func fillLeases(t testing.TB, db *DB, first uint32, n int) {
 		t.Fatalf("fill leases: %v", err)
 	}
 }
+
+// stateStep is an event and the machine state it must leave.
+type stateStep struct {
+	ev   Event
+	want State
+}
+
+// recordSteps records each step's event for mac, one second apart, and
+// checks the machine's state after each.
+func recordSteps(t *testing.T, db *DB, clk *testkit.Clock, mac sites.MAC, steps []stateStep) {
+	t.Helper()
+	ctx := context.Background()
+	for i, s := range steps {
+		clk.Advance(time.Second)
+		ev := s.ev
+		ev.MAC = mac
+		if err := db.Record(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m, err := db.Machine(ctx, mac)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if m.State != s.want {
+			t.Errorf("step %d, after %s %s: state %s, want %s", i, ev.Kind, ev.Detail, m.State, s.want)
+		}
+	}
+}

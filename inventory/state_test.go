@@ -3,7 +3,6 @@ package inventory
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/sites"
@@ -17,10 +16,7 @@ func TestNothingToBoot(t *testing.T) {
 	db := openTest(t, clk)
 	mac := testMAC(9)
 	ip := testIP(9)
-	steps := []struct {
-		ev   Event
-		want State
-	}{
+	steps := []stateStep{
 		{Event{Kind: event.DHCPDiscover, Site: "lab"}, StateBooting},
 		{Event{Kind: event.DHCPAck, Site: "lab", IP: ip}, StateBooting},
 		{Event{Kind: event.IPXEChain, Site: "lab", IP: ip}, StateBooting},
@@ -28,24 +24,7 @@ func TestNothingToBoot(t *testing.T) {
 		{Event{Kind: event.DHCPDiscover, Site: "lab"}, StateBooting},
 		{Event{Kind: event.IPXEScript, Site: "lab", IP: ip, Detail: event.NothingToBoot}, StateNothingToBoot},
 	}
-	for i, s := range steps {
-		clk.Advance(time.Second)
-		ev := s.ev
-		ev.MAC = mac
-		if err := db.Record(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		m, err := db.Machine(ctx, mac)
-		if err != nil {
-			t.Fatalf("step %d: %v", i, err)
-		}
-		if m.State != s.want {
-			t.Errorf("step %d, after %s %s: state %s, want %s", i, ev.Kind, ev.Detail, m.State, s.want)
-		}
-	}
+	recordSteps(t, db, clk, mac, steps)
 	if err := db.DeclareMachines(ctx, release("c1", decl("lab-w9", 9, sites.RoleWorker))); err != nil {
 		t.Fatal(err)
 	}
