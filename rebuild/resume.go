@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/sites"
 )
 
 // resume logs, once as the engine starts, every rollout and rebuild it
@@ -41,15 +42,10 @@ func (e *Engine) resume(ctx context.Context) {
 }
 
 // versionName names a commit the way the operator wrote it where the
-// engine knows its tag (the site's active version), as the web side's
-// VersionRef.String does: "v2 (abcdef123456)", else the short commit.
+// engine knows its tag (the site's active version): sites.Version.String.
 func (e *Engine) versionName(site, commit string) string {
-	short := commit
-	if len(short) > 12 {
-		short = short[:12]
+	if rel := e.Sites.Release(site); rel != nil && rel.Version.Commit == commit {
+		return rel.Version.String()
 	}
-	if rel := e.Sites.Release(site); rel != nil && rel.Version.Commit == commit && len(rel.Version.Tags) > 0 {
-		return rel.Version.Tags[0] + " (" + short + ")"
-	}
-	return short
+	return sites.Version{Commit: commit}.String()
 }

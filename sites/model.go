@@ -407,6 +407,18 @@ func (v Version) Short() string {
 	return v.Commit
 }
 
+// String names a version for an operator: "v2 (91e3c32b2e34)" with its
+// first tag, else the short hash.
+func (v Version) String() string {
+	switch {
+	case len(v.Tags) == 0:
+		return v.Short()
+	case v.Commit == "":
+		return v.Tags[0]
+	}
+	return v.Tags[0] + " (" + v.Short() + ")"
+}
+
 // Label is how a version is shown: its first tag, or its short hash.
 func (v Version) Label() string {
 	if len(v.Tags) > 0 {

@@ -74,15 +74,11 @@ type VersionRef struct {
 // is: "v2 (abcdef123456)", or the short commit alone when it has no tag.
 // Every version the UI, the audit log and the CLI show goes through it.
 func (v VersionRef) String() string {
-	switch {
-	case v.Tag != "" && v.Short != "":
-		return v.Tag + " (" + v.Short + ")"
-	case v.Tag != "":
-		return v.Tag
-	case v.Short != "":
-		return v.Short
+	sv := sites.Version{Commit: cmp.Or(v.Commit, v.Short)}
+	if v.Tag != "" {
+		sv.Tags = []string{v.Tag}
 	}
-	return short(v.Commit)
+	return sv.String()
 }
 
 // newVersionRef names v by its first tag and short commit.
