@@ -40,9 +40,11 @@ type serveConfig struct {
 	// OperatorTLS is false; OperatorListen empty serves none.
 	OperatorListen string
 	OperatorTLS    bool
-	MetricsAuth    bool
-	TLSCert        string
-	TLSKey         string
+	// TestHold is UNDERCLOUD_TEST_HOLD: a test hook, off when empty.
+	TestHold    string
+	MetricsAuth bool
+	TLSCert     string
+	TLSKey      string
 	// Bounds on each HTTP listener and on TFTP.
 	MaxConns         int
 	MaxConnsPerIP    int
@@ -161,6 +163,9 @@ Flags:
 	if c.DiscoveryRate < 1 {
 		return nil, usageError("--discover-per-minute %d: want at least 1", c.DiscoveryRate)
 	}
+	// A test hook, not a flag: it holds a machine-facing request so a test
+	// can kill the server at that moment (pxe.HTTP.TestHold).
+	c.TestHold = getenv("UNDERCLOUD_TEST_HOLD")
 	c.Retention.EventsAge = time.Duration(retainEventsDays) * 24 * time.Hour
 	c.Retention.DiscoveredAge = time.Duration(retainDiscoveredDays) * 24 * time.Hour
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {

@@ -280,7 +280,7 @@ func (s *server) run(ctx context.Context) error {
 		Targets: s.core, Configs: s.core, Callbacks: s.core, Sources: s.core, Artifacts: s.store,
 		Tokens: &pxe.Tokens{Key: key}, Firmware: firmware, Leases: lz, Recorder: queue,
 		Metrics: s.metrics, Log: s.log,
-		TestHold: os.Getenv("UNDERCLOUD_TEST_HOLD"), // a test hook (testvm), off when unset: see pxe.HTTP.TestHold
+		TestHold: s.cfg.TestHold,
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	machineHandler, operatorHandler, err := s.handlers(ctx, bootHTTP)
