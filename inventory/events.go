@@ -43,9 +43,10 @@ type Event struct {
 // for an event whose storage must be certain before answering.
 //
 // Storing an event also updates its machine in the same transaction:
-// last_seen, last_ip (when ev.IP is set), the state (see State), and on
-// event.Booted current_version. A MAC never seen before becomes a discovered
-// machine.
+// last_seen, last_ip (when ev.IP is set), the state (see State: it follows
+// the boots' times and ids, not the order in which events are stored), and
+// on an event.Booted of its latest boot current_version. A MAC never seen
+// before becomes a discovered machine.
 func (db *DB) Record(ctx context.Context, ev Event) error {
 	ev, err := db.checkEvent(ev)
 	if err != nil {

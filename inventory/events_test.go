@@ -11,49 +11,6 @@ import (
 	"github.com/undercloud/undercloud/event"
 )
 
-func TestNextState(t *testing.T) {
-	for name, tc := range map[string]struct {
-		cur        State
-		kind       event.Kind
-		want       State
-		detail     string // an ipxe-script's action
-		discovered bool   // in no site config
-	}{
-		"unknown machine discovers":          {StateDiscovered, event.DHCPDiscover, StateBooting, "", false},
-		"known machine fetches iPXE":         {StateKnown, event.TFTP, StateBooting, "", false},
-		"provisioned machine reboots":        {StateProvisioned, event.DHCPDiscover, StateBooting, "", false},
-		"running OS renews its lease":        {StateProvisioned, event.DHCPRequest, StateProvisioned, "", false},
-		"renewal ack":                        {StateProvisioned, event.DHCPAck, StateProvisioned, "", false},
-		"request during a boot":              {StateBooting, event.DHCPRequest, StateBooting, "", false},
-		"known machine's first request":      {StateKnown, event.DHCPAck, StateBooting, "", false},
-		"boot completes":                     {StateBooting, event.Booted, StateProvisioned, "", false},
-		"booted without steps seen":          {StateKnown, event.Booted, StateProvisioned, "", false},
-		"config refused":                     {StateProvisioned, event.IgnitionDenied, StateProvisioned, "", false},
-		"failed machine retries":             {StateFailed, event.DHCPDiscover, StateBooting, "", false},
-		"heartbeat changes nothing":          {StateProvisioned, event.Heartbeat, StateProvisioned, "", false},
-		"heartbeat while booting":            {StateBooting, event.Heartbeat, StateBooting, "", false},
-		"release changes nothing":            {StateProvisioned, event.DHCPRelease, StateProvisioned, "", false},
-		"inform changes nothing":             {StateKnown, event.DHCPInform, StateKnown, "", false},
-		"a kind added later changes nothing": {StateProvisioned, event.Kind("bmc-power-cycle"), StateProvisioned, "", false},
-		"artifact fetch":                     {StateProvisioned, event.Artifact, StateBooting, "", false},
-		"ignition served":                    {StateBooting, event.Ignition, StateBooting, "", false},
-		"unknown machine told to exit":       {StateBooting, event.IPXEScript, StateNothingToBoot, event.NothingToBoot, true},
-		"exit in the first batch":            {StateDiscovered, event.IPXEScript, StateNothingToBoot, event.NothingToBoot, true},
-		"declared machine told to exit":      {StateBooting, event.IPXEScript, StateBooting, event.NothingToBoot, false},
-		"unknown machine boots discovery":    {StateBooting, event.IPXEScript, StateBooting, "discovery", true},
-		"nothing to boot, boots again":       {StateNothingToBoot, event.DHCPDiscover, StateBooting, "", true},
-		"nothing to boot, asks again":        {StateNothingToBoot, event.DHCPRequest, StateBooting, "", true},
-		"nothing to boot, heartbeat":         {StateNothingToBoot, event.Heartbeat, StateNothingToBoot, "", true},
-		"nothing to boot, denied":            {StateNothingToBoot, event.IPXEDenied, StateNothingToBoot, event.NothingToBoot, true},
-	} {
-		t.Run(name, func(t *testing.T) {
-			if got := nextState(tc.cur, tc.kind, tc.detail, tc.discovered); got != tc.want {
-				t.Errorf("nextState(%s, %s, %q, discovered %v) = %s, want %s", tc.cur, tc.kind, tc.detail, tc.discovered, got, tc.want)
-			}
-		})
-	}
-}
-
 // Recording events keeps the machine row up to date in the same transaction.
 func TestRecordUpdatesMachine(t *testing.T) {
 	ctx := context.Background()

@@ -137,10 +137,10 @@ func TestMachineFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ev := range []Event{
-		{MAC: testMAC(1), Kind: event.Booted, Version: "c2"}, // up to date
-		{MAC: testMAC(2), Kind: event.Booted, Version: "c1"}, // outdated
-		{MAC: testMAC(3), Kind: event.Booted, Version: "c1"}, // outdated
-		{MAC: testMAC(3), Kind: event.DHCPDiscover},          // and rebooting
+		{MAC: testMAC(1), Kind: event.Booted, Version: "c2"},                               // up to date
+		{MAC: testMAC(2), Kind: event.Booted, Version: "c1"},                               // outdated
+		{MAC: testMAC(3), Kind: event.Booted, Version: "c1"},                               // outdated
+		{MAC: testMAC(3), Kind: event.DHCPDiscover, At: newClock().Now().Add(time.Second)}, // and rebooting since
 		{MAC: testMAC(10), Kind: event.Booted, Version: "c7"},
 		{MAC: testMAC(20), Site: "lab", Kind: event.DHCPDiscover}, // unknown
 	} {

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/sites"
 )
 
@@ -159,6 +158,7 @@ type machineRow struct {
 	state, site, lastIP string
 	lastSeen, firstSeen sql.NullString
 	discovered          bool
+	marks               bootMarks
 }
 
 // machineRows returns the rows of macs, from the writer's cache when it
@@ -181,7 +181,8 @@ func (t *tx) machineRows(macs []sites.MAC) (map[sites.MAC]*machineRow, error) {
 		for i, m := range chunk {
 			args[i] = string(m)
 		}
-		rows, err := t.query(`SELECT mac, state, site, discovered, last_ip, last_seen, first_seen FROM machines WHERE mac IN (?`+
+		rows, err := t.query(`SELECT mac, state, site, discovered, last_ip, last_seen, first_seen,
+			ended_boot, coalesce(ended_at, ''), step_boot, coalesce(step_at, '') FROM machines WHERE mac IN (?`+
 			strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
 		if err != nil {
 			return nil, err
@@ -189,7 +190,8 @@ func (t *tx) machineRows(macs []sites.MAC) (map[sites.MAC]*machineRow, error) {
 		for rows.Next() {
 			var mac string
 			r := &machineRow{}
-			if err := rows.Scan(&mac, &r.state, &r.site, &r.discovered, &r.lastIP, &r.lastSeen, &r.firstSeen); err != nil {
+			if err := rows.Scan(&mac, &r.state, &r.site, &r.discovered, &r.lastIP, &r.lastSeen, &r.firstSeen,
+				&r.marks.endBoot, &r.marks.endAt, &r.marks.stepBoot, &r.marks.stepAt); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -271,14 +273,7 @@ type machineChange struct {
 	first, last string // earliest and latest event times, stored form
 	site        string // the last site named
 	ip          string // the last address seen
-	version     string // the last version booted
 	steps       []step
-}
-
-// step is what of an event the machine state depends on.
-type step struct {
-	kind   event.Kind
-	detail string
 }
 
 func (c *machineChange) add(ev Event, at string) {
@@ -289,19 +284,7 @@ func (c *machineChange) add(ev Event, at string) {
 	if ev.IP.IsValid() {
 		c.ip = addrText(ev.IP)
 	}
-	if ev.Kind == event.Booted && ev.Version != "" {
-		c.version = ev.Version
-	}
-	c.steps = append(c.steps, step{ev.Kind, ev.Detail})
-}
-
-// state folds the change's events over the state from, of a machine that
-// no site config declares if discovered.
-func (c *machineChange) state(from State, discovered bool) State {
-	for _, st := range c.steps {
-		from = nextState(from, st.kind, st.detail, discovered)
-	}
-	return from
+	c.steps = append(c.steps, step{kind: ev.Kind, detail: ev.Detail, boot: ev.BootID, at: at, version: ev.Version})
 }
 
 // applyChange writes c to the row of mac, creating a discovered machine for
@@ -309,11 +292,14 @@ func (c *machineChange) state(from State, discovered bool) State {
 // (same state) rewrites no index entry of machines.
 func (t *tx) applyChange(mac sites.MAC, c *machineChange, row *machineRow) error {
 	if row == nil {
-		next := machineRow{state: string(c.state(StateDiscovered, true)), site: c.site, lastIP: c.ip, discovered: true,
+		st, marks, version := fold(StateDiscovered, bootMarks{}, c.steps, true)
+		next := machineRow{state: string(st), site: c.site, lastIP: c.ip, discovered: true, marks: marks,
 			lastSeen: sql.NullString{String: c.last, Valid: true}, firstSeen: sql.NullString{String: c.first, Valid: true}}
-		_, err := t.exec(`INSERT INTO machines (mac, site, state, current_version, last_ip, first_seen, last_seen, discovered)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 1)`,
-			string(mac), c.site, next.state, c.version, c.ip, c.first, c.last)
+		_, err := t.exec(`INSERT INTO machines (mac, site, state, current_version, last_ip, first_seen, last_seen, discovered,
+				ended_boot, ended_at, step_boot, step_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, nullif(?, ''), ?, nullif(?, ''))`,
+			string(mac), c.site, next.state, version, c.ip, c.first, c.last,
+			marks.endBoot, marks.endAt, marks.stepBoot, marks.stepAt)
 		if err == nil {
 			t.db().seen.put(mac, next)
 		}
@@ -328,14 +314,20 @@ func (t *tx) applyChange(mac sites.MAC, c *machineChange, row *machineRow) error
 		args = append(args, c.ip)
 		next.lastIP, changed = c.ip, true
 	}
-	if st := c.state(State(row.state), row.discovered); st != State(row.state) {
+	st, marks, version := fold(State(row.state), row.marks, c.steps, row.discovered)
+	if st != State(row.state) {
 		set += `, state = ?`
 		args = append(args, string(st))
 		next.state, changed = string(st), true
 	}
-	if c.version != "" {
+	if marks != row.marks {
+		set += `, ended_boot = ?, ended_at = nullif(?, ''), step_boot = ?, step_at = nullif(?, '')`
+		args = append(args, marks.endBoot, marks.endAt, marks.stepBoot, marks.stepAt)
+		next.marks, changed = marks, true
+	}
+	if version != "" {
 		set += `, current_version = ?`
-		args = append(args, c.version)
+		args = append(args, version)
 		changed = true
 	}
 	if row.discovered && c.site != "" && c.site != row.site {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
@@ -176,7 +177,8 @@ func TestDiscoveredNothingToBoot(t *testing.T) {
 	if d.Machine.State != inventory.StateNothingToBoot {
 		t.Errorf("machine state %s, want %s", d.Machine.State, inventory.StateNothingToBoot)
 	}
-	// Its next boot step makes it booting again.
+	// Its next boot step, a moment later, makes it booting again.
+	f.clock.Advance(time.Second)
 	f.record(inventory.Event{MAC: macUnknown, Site: "lab", Kind: event.DHCPDiscover, At: f.clock.Now()})
 	f.getJSON("/api/v1/machines/lab/"+url.PathEscape(string(macUnknown)), &d)
 	if d.Machine.State != inventory.StateBooting {
