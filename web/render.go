@@ -39,9 +39,12 @@ type page struct {
 	Live     bool
 	LiveSite string
 	Refresh  int
-	Version  string
-	Now      time.Time
-	Data     any
+	// Reload makes the page reload itself every Reload seconds, with or
+	// without JavaScript (the storm view).
+	Reload  int
+	Version string
+	Now     time.Time
+	Data    any
 }
 
 // parsePages parses the layout with each page's template, once at start-up,

@@ -180,6 +180,7 @@ func (s *server) echo() *echo.Echo {
 	e.GET("/machines", s.machinesPage, view)
 	e.GET("/machines/:site/:name", s.machinePage, view)
 	e.POST("/machines/:site/:name/rebuild", s.mutation(s.rebuild), view, op)
+	e.GET("/storm", s.stormPage, view)
 	e.GET("/rollouts", s.rolloutsPage, view)
 	e.GET("/sites/:site/rollout", s.rolloutPage, view)
 	e.POST("/sites/:site/rollout/:action", s.mutation(s.rolloutAction), view, op)
@@ -203,6 +204,7 @@ func (s *server) echo() *echo.Echo {
 	e.POST(v1+"/sites/:site/rollout/:action", s.mutation(s.rolloutAction), view, op)
 	e.GET(v1+"/events", s.apiEvents, view)
 	e.GET(v1+"/events/stream", s.eventStream, view)
+	e.GET(v1+"/storm", s.apiStorm, view)
 	e.POST(v1+"/query", s.apiQuery, view)
 	e.GET(v1+"/audit", s.apiAudit, view)
 	return e
