@@ -92,3 +92,17 @@ func allowedSource(mac sites.MAC, ip netip.Addr, a addresses) bool {
 	}
 	return ip == a.LastIP.Unmap() || (a.Neighbour != "" && a.Neighbour == mac)
 }
+
+// chooseMirror decides where machine m fetches its image's artifacts: the
+// base URL of the first of its site's mirrors whose selector matches it,
+// or "" for the server itself. A machine no site declares (discovery) is
+// the zero Machine: only a mirror without a selector takes it. A selector
+// that does not parse matches nothing; the gate refuses it anyway.
+func chooseMirror(mirrors []sites.Mirror, m sites.Machine) string {
+	for _, mr := range mirrors {
+		if sel, err := sites.ParseSelector(mr.Select); err == nil && sel.Matches(m) {
+			return mr.URL
+		}
+	}
+	return ""
+}

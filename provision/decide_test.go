@@ -64,3 +64,36 @@ func TestBootstrapped(t *testing.T) {
 		}
 	}
 }
+
+func TestChooseMirror(t *testing.T) {
+	mirrors := []sites.Mirror{
+		{URL: "http://10.99.1.2:8081", Select: "rack=r1"},
+		{URL: "http://10.99.2.2:8081", Select: "rack=r2"},
+		{URL: "http://10.99.9.2:8081", Select: "rack=r1,role=worker"}, // never chosen: r1 takes them first
+		{URL: "http://bad.example", Select: "rack"},                   // the gate refuses it; it matches nothing
+		{URL: "http://10.99.3.2:8081", Select: "role=master"},
+	}
+	r1 := map[string]string{"rack": "r1"}
+	for name, tc := range map[string]struct {
+		mirrors []sites.Mirror
+		m       sites.Machine
+		want    string
+	}{
+		"no mirrors: the server":       {nil, sites.Machine{Name: "w1", Labels: r1}, ""},
+		"rack r1":                      {mirrors, sites.Machine{Name: "w1", Role: sites.RoleWorker, Labels: r1}, "http://10.99.1.2:8081"},
+		"rack r2":                      {mirrors, sites.Machine{Name: "w2", Labels: map[string]string{"rack": "r2"}}, "http://10.99.2.2:8081"},
+		"first match wins":             {mirrors, sites.Machine{Name: "m1", Role: sites.RoleMaster, Labels: r1}, "http://10.99.1.2:8081"},
+		"by role":                      {mirrors, sites.Machine{Name: "m9", Role: sites.RoleMaster}, "http://10.99.3.2:8081"},
+		"no label matches: the server": {mirrors, sites.Machine{Name: "w3", Role: sites.RoleWorker, Labels: map[string]string{"rack": "r3"}}, ""},
+		"unknown machine: the server":  {mirrors, sites.Machine{}, ""},
+		"unknown machine, catch-all": {
+			append([]sites.Mirror{{URL: "http://10.99.1.2:8081", Select: "rack=r1"}}, sites.Mirror{URL: "http://all.example"}),
+			sites.Machine{}, "http://all.example"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := chooseMirror(tc.mirrors, tc.m); got != tc.want {
+				t.Errorf("chooseMirror(%s) = %q, want %q", tc.m.Name, got, tc.want)
+			}
+		})
+	}
+}

@@ -92,7 +92,7 @@ func (s *Service) Target(ctx context.Context, mac string, h pxe.Hints) (pxe.Targ
 		return pxe.Target{}, err
 	}
 	mach := rel.Site.MachineByMAC(m)
-	t := imageTarget(rel.Image, rel.Site)
+	t := imageTarget(rel.Image, rel.Site, *mach)
 	t.Kind, t.Site, t.Machine, t.Role, t.Version = pxe.TargetKnown, rel.Site.Name, mach.Name, string(mach.Role), rel.Version.Commit
 	if rel.Image.Mode == sites.ImageInstall {
 		pending := s.Rebuilds != nil && s.Rebuilds.RebuildPending(ctx, m)
@@ -157,15 +157,19 @@ func (s *Service) unknown(ctx context.Context, mac sites.MAC) (pxe.Target, error
 	if rel == nil || rel.Discovery == nil {
 		return pxe.Target{Kind: pxe.TargetNone, Site: lease.Site}, nil
 	}
-	t := imageTarget(rel.Discovery, rel.Site)
+	t := imageTarget(rel.Discovery, rel.Site, sites.Machine{})
 	t.Kind, t.Site, t.Version = pxe.TargetDiscovery, rel.Site.Name, rel.Version.Commit
 	return t, nil
 }
 
-func imageTarget(im *sites.Image, s *sites.Site) pxe.Target {
+// imageTarget is what booting image im of site s means for machine m (the
+// zero Machine for an unknown one): its artifacts, its kernel arguments,
+// and the mirror it fetches them from.
+func imageTarget(im *sites.Image, s *sites.Site, m sites.Machine) pxe.Target {
 	t := pxe.Target{
 		Mode: string(im.Mode), Kernel: im.Artifacts.Kernel.SHA256, Initrd: im.Artifacts.Initrd.SHA256,
 		KernelArgs: append(append([]string(nil), im.KernelArgs...), s.KernelArgs...), IgnitionArg: im.IgnitionArg,
+		RootfsArg: im.RootfsArg, Mirror: chooseMirror(s.Mirrors, m),
 	}
 	if im.Artifacts.Rootfs != nil {
 		t.Rootfs = im.Artifacts.Rootfs.SHA256

@@ -202,10 +202,9 @@ func TestSourcesThroughHTTP(t *testing.T) {
 	var ign, booted string
 	for _, f := range strings.Fields(script) {
 		if v, ok := strings.CutPrefix(f, pxe.DefaultIgnitionArg+"="); ok {
-			ign = v
-		}
-		if v, ok := strings.CutPrefix(f, "undercloud.booted="); ok {
-			booted = v
+			// The script passes no callback URL any more (the config
+			// carries it): the boot's booted URL has the config URL's query.
+			ign, booted = v, strings.Replace(v, "/ignition?", "/booted?", 1)
 		}
 	}
 	if code, _ := do(from(stranger), "GET", ign); code != 403 {

@@ -227,9 +227,10 @@ func parseScript(t *testing.T, script string) scriptURLs {
 			for _, arg := range f[2:] {
 				if v, ok := strings.CutPrefix(arg, DefaultIgnitionArg+"="); ok {
 					u.ignition = v
-				}
-				if v, ok := strings.CutPrefix(arg, "undercloud.booted="); ok {
-					u.booted = v
+					// The script passes no callback URL any more (the
+					// config carries it): the boot's booted URL has the
+					// config URL's query.
+					u.booted = strings.Replace(v, "/ignition?", "/booted?", 1)
 				}
 			}
 		case len(f) == 4 && f[0] == "initrd" && f[2] == "initrd":

@@ -46,6 +46,11 @@ const (
 // Target.IgnitionArg is empty.
 const DefaultIgnitionArg = "ignition.config.url"
 
+// DefaultRootfsArg is the kernel argument that carries the rootfs URL when
+// Target.RootfsArg is empty: the one Fedora CoreOS's live PXE initramfs
+// reads.
+const DefaultRootfsArg = "coreos.live.rootfs_url"
+
 // Target is what a machine is to boot, as the Targets interface decides it
 // from the active site versions and the inventory.
 type Target struct {
@@ -66,6 +71,15 @@ type Target struct {
 	// IgnitionArg names the kernel argument carrying the config URL; empty
 	// means DefaultIgnitionArg.
 	IgnitionArg string
+	// RootfsArg names the kernel argument carrying the rootfs URL, which
+	// the node's initramfs fetches and checks against the digest in its
+	// path; empty means DefaultRootfsArg.
+	RootfsArg string
+	// Mirror is the base URL of the artifact mirror the machine fetches
+	// its kernel, initrd and rootfs from (http://host[:port][/path],
+	// serving /images/sha256/<hex>); empty means the server itself. The
+	// script falls back to the server when the mirror fails.
+	Mirror string
 }
 
 // Action is what a machine's script makes it do.
@@ -75,7 +89,7 @@ type Action int
 const (
 	ActionExit      Action = iota // nothing to boot: back to the firmware
 	ActionLocalDisk               // installed, no rebuild pending: boot the local disk
-	ActionProvision               // boot the image with a config URL and a booted callback
+	ActionProvision               // boot the image with a config URL (the config carries the callbacks)
 	ActionDiscovery               // boot the discovery image, without any config
 )
 
@@ -110,8 +124,8 @@ func (t Target) Action() Action {
 	return ActionExit
 }
 
-// NeedsToken reports whether t's script carries a token (config and callback
-// URLs): only a provisioning boot does.
+// NeedsToken reports whether t's script carries a token (in its config URL):
+// only a provisioning boot does.
 func (t Target) NeedsToken() bool { return t.Action() == ActionProvision }
 
 //go:embed scripts/*.ipxe
@@ -152,11 +166,30 @@ func (s *Scripts) TFTPBoot(base string) (string, error) {
 }
 
 // scriptData is what the machine script templates see: the target with every
-// value checked and the URLs' common query precomputed.
+// value checked and the URLs precomputed.
 type scriptData struct {
 	Target
 	Base  string
 	Query string // mac=M&version=V&token=T
+	// KernelFrom and InitrdFrom are the URLs of the kernel and the initrd,
+	// tried in order: the mirror's, then the server's.
+	KernelFrom, InitrdFrom []string
+	// RootfsURL is the rootfs's URL on the mirror or else the server, ""
+	// without a rootfs.
+	RootfsURL string
+}
+
+// artifactURLs returns where a machine fetches the artifact of digest hex:
+// from the mirror first when it has one, then from the server. Only the
+// server's URL names the machine (?mac=, for its artifact event): a
+// mirror's URL is the same for every machine, so a cache in front of the
+// server keeps one copy, and an S3 bucket serves it as an object key.
+func artifactURLs(t Target, base, hex string) []string {
+	server := base + "/images/sha256/" + hex + "?mac=" + t.MAC
+	if t.Mirror == "" {
+		return []string{server}
+	}
+	return []string{t.Mirror + "/images/sha256/" + hex, server}
 }
 
 // Script renders t's iPXE script. base is the server's URL as the machine
@@ -173,6 +206,20 @@ func (s *Scripts) Script(t Target, base, token string) (string, error) {
 	d := scriptData{Target: t, Base: base}
 	if d.IgnitionArg == "" {
 		d.IgnitionArg = DefaultIgnitionArg
+	}
+	if d.RootfsArg == "" {
+		d.RootfsArg = DefaultRootfsArg
+	}
+	d.KernelFrom, d.InitrdFrom = artifactURLs(t, base, t.Kernel), artifactURLs(t, base, t.Initrd)
+	if t.Rootfs != "" {
+		// No ?mac=: the node checks the rootfs against the digest in the
+		// URL's path, and a mirror's URL stays cacheable. The node, not
+		// iPXE, fetches it: falling back to the server is its business.
+		from := base
+		if t.Mirror != "" {
+			from = t.Mirror
+		}
+		d.RootfsURL = from + "/images/sha256/" + t.Rootfs
 	}
 	a := t.Action()
 	if a == ActionProvision {
@@ -230,6 +277,14 @@ func checkTarget(t Target) error {
 		}
 		if t.IgnitionArg != "" && !isWord(t.IgnitionArg) {
 			return fmt.Errorf("script for %s: ignition argument %q: not a kernel argument name", t.MAC, t.IgnitionArg)
+		}
+	}
+	if t.RootfsArg != "" && !isWord(t.RootfsArg) {
+		return fmt.Errorf("script for %s: rootfs argument %q: not a kernel argument name", t.MAC, t.RootfsArg)
+	}
+	if t.Mirror != "" {
+		if err := checkBase(t.Mirror); err != nil {
+			return fmt.Errorf("script for %s: mirror: %w", t.MAC, err)
 		}
 	}
 	if !images.IsDigest(t.Kernel) || !images.IsDigest(t.Initrd) || (t.Rootfs != "" && !images.IsDigest(t.Rootfs)) {

@@ -83,6 +83,7 @@ func checkSite(s *Site, images map[string]*Image) Problems {
 		}
 	}
 	ps = append(ps, checkRollout(s)...)
+	ps = append(ps, checkMirrors(s)...)
 
 	masters := 0
 	for i, m := range s.Machines {
@@ -248,6 +249,7 @@ var (
 	sha256RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	specRE    = regexp.MustCompile(`^3\.[0-9]+\.0$`)
 	archNames = []string{"x86_64", "aarch64"}
+	argNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,255}$`)
 )
 
 // checkImage runs the form checks of one catalog entry.
@@ -264,6 +266,16 @@ func checkImage(im *Image) Problems {
 	}
 	if !contains(archNames, im.Arch) {
 		at("arch", "%q: want %s", im.Arch, strings.Join(archNames, " or "))
+	}
+	// The server writes these names unquoted into an iPXE script and a
+	// kernel command line, followed by '=' and a URL.
+	for _, a := range []struct{ field, v, eg string }{
+		{"ignition_arg", im.IgnitionArg, "ignition.config.url"},
+		{"rootfs_arg", im.RootfsArg, DefaultRootfsArg},
+	} {
+		if a.v != "" && !argNameRE.MatchString(a.v) {
+			at(a.field, "%q is not a kernel argument name: letters, digits, '.', '_' and '-' only (e.g. %s)", a.v, a.eg)
+		}
 	}
 	for _, a := range im.Artifacts.List() {
 		f := "artifacts." + a.Name

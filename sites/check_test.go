@@ -65,7 +65,7 @@ func TestCheckReportsFileFieldAndValue(t *testing.T) {
 		want  string // the exact problem line
 	}{
 		"unknown field": {[]string{"image: node", "image: node\nimgae: typo"},
-			"sites/s1/site.yaml:imgae: unknown field (known: network, image, cluster, ssh_keys, kernel_args, rollout, discovery_image, machines) (line 11)"},
+			"sites/s1/site.yaml:imgae: unknown field (known: network, image, cluster, ssh_keys, kernel_args, rollout, discovery_image, mirrors, machines) (line 11)"},
 		"bad ip": {[]string{"ip: 10.1.0.11", "ip: 10.1.0.300"},
 			`sites/s1/site.yaml:machines[0].ip: "10.1.0.300": IPv4 field has value >255 (line 13)`},
 		"bad mac": {[]string{`"52:54:00:00:00:01"`, `"52:54:00:00:01"`},

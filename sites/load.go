@@ -42,6 +42,10 @@ const (
 // DNS labels, file names and URL path segments.
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
+// DefaultRootfsArg is the kernel argument that carries the rootfs URL of an
+// image that names none (Image.RootfsArg).
+const DefaultRootfsArg = "coreos.live.rootfs_url"
+
 // Load parses every site and image in files. It reports problems of form
 // (YAML syntax, unknown fields, types, required fields, file names); the
 // semantic checks are Check's.
@@ -81,6 +85,9 @@ func loadImage(file string, data []byte) (*Image, Problems) {
 	}
 	if im.IgnitionArg == "" {
 		im.IgnitionArg = "ignition.config.url"
+	}
+	if im.RootfsArg == "" {
+		im.RootfsArg = DefaultRootfsArg
 	}
 	return im, ps
 }

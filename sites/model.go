@@ -118,8 +118,11 @@ type Site struct {
 	Rollout    RolloutPolicy `yaml:"rollout"`
 	// DiscoveryImage, when set, is booted by unknown machines (without any
 	// role config); when empty, unknown machines are recorded and get nothing.
-	DiscoveryImage string    `yaml:"discovery_image"`
-	Machines       []Machine `yaml:"machines"`
+	DiscoveryImage string `yaml:"discovery_image"`
+	// Mirrors are artifact mirrors its machines fetch their image from
+	// before falling back to the server; see Mirror.
+	Mirrors  []Mirror  `yaml:"mirrors"`
+	Machines []Machine `yaml:"machines"`
 
 	// Snippets are the optional per-site Butane or Ignition fragments merged
 	// into every rendered config: keyed "common", "master" and "worker".
@@ -161,6 +164,22 @@ func (s *Site) Masters() []Machine {
 		}
 	}
 	return ms
+}
+
+// Mirror is an HTTP server or cache that serves the server's artifacts at
+// the same paths, /images/sha256/<hex>: an nginx proxy_cache in front of
+// the server, an S3 or MinIO bucket laid out by digest. A machine fetches
+// its kernel and initrd from the first mirror whose selector matches it,
+// and from the server when that fails; its rootfs URL names the mirror
+// too, and the node checks the rootfs against the digest in that URL.
+// Downloads from a mirror are not seen by the server.
+type Mirror struct {
+	// URL is the mirror's base URL, http(s)://host[:port][/path] without a
+	// trailing slash.
+	URL string `yaml:"url,required"`
+	// Select picks the machines that use the mirror (ParseSelector's
+	// syntax, e.g. rack=r1); empty picks every machine.
+	Select string `yaml:"select"`
 }
 
 // Network is the provisioning network of a site.
@@ -315,8 +334,13 @@ type Image struct {
 	// IgnitionArg is the kernel argument that carries the config URL:
 	// ignition.config.url (default) for live images, or e.g.
 	// coreos.inst.ignition_url for an installer.
-	IgnitionArg string    `yaml:"ignition_arg"`
-	Artifacts   Artifacts `yaml:"artifacts,required"`
+	IgnitionArg string `yaml:"ignition_arg"`
+	// RootfsArg is the kernel argument that carries the rootfs artifact's
+	// URL, which the node's initramfs fetches and checks against the
+	// digest in its path: coreos.live.rootfs_url (default), as Fedora
+	// CoreOS's live PXE boot reads it.
+	RootfsArg string    `yaml:"rootfs_arg"`
+	Artifacts Artifacts `yaml:"artifacts,required"`
 
 	lines map[string]int
 }
@@ -328,7 +352,7 @@ func (im *Image) Line(path string) int { return im.lines[path] }
 type Artifacts struct {
 	Kernel Artifact  `yaml:"kernel,required"`
 	Initrd Artifact  `yaml:"initrd,required"`
-	Rootfs *Artifact `yaml:"rootfs"` // appended as a second initrd
+	Rootfs *Artifact `yaml:"rootfs"` // fetched by the node from the URL in Image.RootfsArg
 }
 
 // List returns the artifacts with their field names, in boot order.
