@@ -3,7 +3,6 @@ package ignition
 import (
 	"fmt"
 	"net/netip"
-	"net/url"
 	"strings"
 
 	"github.com/coreos/ignition/v2/config/v3_0/types"
@@ -18,14 +17,14 @@ const (
 	NetworkPath = "/etc/NetworkManager/system-connections/undercloud.nmconnection"
 	// VersionPath tells a node (and the tests) which config version built it.
 	VersionPath = "/etc/undercloud/version"
-	// BootedUnit is the unit that POSTs Input.BootedURL once the network is up.
-	BootedUnit = "undercloud-booted.service"
 )
 
 // base builds the generated part of a machine's config in spec 3.0.0, the
 // oldest supported: everything it needs (files, units, users) exists there
 // unchanged, and Ignition's own translators carry it up to any later version.
-func base(in Input) (types.Config, error) {
+// snippetPaths are what the site's snippets write, for the reporter's list
+// of written files (see report.go).
+func base(in Input, snippetPaths []string) (types.Config, error) {
 	s, m := in.Release.Site, in.Machine
 	netFile, err := networkKeyfile(s, m)
 	if err != nil {
@@ -55,14 +54,19 @@ func base(in Input) (types.Config, error) {
 	default:
 		return types.Config{}, fmt.Errorf("machine %s: unknown role %q", m.Name, m.Role)
 	}
-	if in.BootedURL != "" {
-		u, err := bootedUnit(in.BootedURL)
-		if err != nil {
-			return types.Config{}, err
-		}
-		units = append(units, u)
-	}
+	units = append(units, reportUnits(s.Heartbeat.Interval.Std())...)
 	c.Systemd.Units = units
+	// The reporter lists every path the config writes, itself included.
+	c.Storage.Files = append(c.Storage.Files, file(ReporterPath, 0o755, ""))
+	paths, err := writtenPaths(c)
+	if err != nil {
+		return types.Config{}, err
+	}
+	script, err := reporterScript(append(paths, snippetPaths...))
+	if err != nil {
+		return types.Config{}, fmt.Errorf("machine %s: %w", m.Name, err)
+	}
+	c.Storage.Files[len(c.Storage.Files)-1] = file(ReporterPath, 0o755, script)
 	return c, nil
 }
 
@@ -114,33 +118,6 @@ func networkKeyfile(s *sites.Site, m *sites.Machine) (string, error) {
 func versionFile(r *sites.Release, m *sites.Machine) string {
 	return fmt.Sprintf("site=%s\nmachine=%s\nrole=%s\nversion=%s\nlabel=%s\n",
 		r.Site.Name, m.Name, m.Role, r.Version.Commit, r.Version.Label())
-}
-
-// bootedUnit reports the boot back to the server once the network is up, so
-// a real OS (not only the test image) confirms which version it runs.
-func bootedUnit(raw string) (types.Unit, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return types.Unit{}, fmt.Errorf("booted URL %q: want an absolute http(s) URL", raw)
-	}
-	if strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return types.Unit{}, fmt.Errorf("booted URL %q: contains control characters", raw)
-	}
-	contents := unitFile(
-		[]string{"Description=Report this boot to undercloud", "Wants=network-online.target", "After=network-online.target"},
-		[]string{"Type=oneshot", "RemainAfterExit=yes",
-			// Retries cover a server that is briefly unreachable right after
-			// network-online; the node never retries forever.
-			"ExecStart=/usr/bin/curl -fsS -X POST --retry 10 --retry-connrefused --retry-delay 3 " + systemdQuote(raw)},
-	)
-	return unit(BootedUnit, contents), nil
-}
-
-// systemdQuote quotes one ExecStart argument: systemd expands % specifiers
-// and $ variables even inside quotes, and a token URL is full of % and &.
-func systemdQuote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`, `$`, `$$`)
-	return `"` + r.Replace(s) + `"`
 }
 
 // unitFile renders a unit with [Unit], [Service] and an [Install] section:

@@ -9,7 +9,7 @@
 //
 // How versions are handled: the generated part (hostname, NetworkManager
 // keyfile, version file, the core user, etcd, kubelet, static pods, the
-// booted callback) is built once, in spec 3.0.0 types, the oldest
+// reporter and its booted and heartbeat units) is built once, in spec 3.0.0 types, the oldest
 // supported: everything it uses exists there unchanged. It is then parsed
 // with the target version's ParseCompatibleVersion, which runs Ignition's
 // own translators up to that version. So there is one builder and no
@@ -27,6 +27,12 @@
 // file, the field and the line — including a problem that appears only once
 // a valid snippet is merged over the generated config, traced back through
 // the merge transcript.
+//
+// Per boot, only one file differs: ReportEnvPath, with the booted URL (the
+// boot's token) and the heartbeat URL (its heartbeat credential). Render
+// leaves it out, so what it returns is the same for every boot of a machine
+// at a version and can be kept; WithReport appends it (AppendFile) without
+// validating the rest again; Served does both, and the gate validates that.
 //
 // Secrets are not rendered: PKI and join tokens are referenced by path
 // (a config travels over plain HTTP to whoever holds a valid boot

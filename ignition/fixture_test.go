@@ -174,6 +174,18 @@ func (r rendered) unit(t *testing.T, name string) string {
 	return ""
 }
 
+// unitContents returns the contents of a unit, enabled or not.
+func (r rendered) unitContents(t *testing.T, name string) string {
+	t.Helper()
+	for _, u := range r.Systemd.Units {
+		if u.Name == name && u.Contents != nil {
+			return *u.Contents
+		}
+	}
+	t.Fatalf("config has no unit %s with contents", name)
+	return ""
+}
+
 func (r rendered) hasUnit(name string) bool {
 	for _, u := range r.Systemd.Units {
 		if u.Name == name {

@@ -12,23 +12,26 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.ign from the current renderer")
 
-// goldenInputs are the configs kept under testdata: a reviewer sees in a
-// diff exactly what a change does to what machines get.
+// goldenInputs are the configs kept under testdata, as served: a reviewer
+// sees in a diff exactly what a change does to what machines get.
 func goldenInputs(t *testing.T) map[string]Input {
 	files := repo("3.3.0", map[string]string{
 		snippetDir + "common.bu": "variant: fcos\nversion: 1.4.0\nstorage:\n  files:\n    - path: /etc/motd\n      mode: 0644\n      contents:\n        inline: managed by undercloud\n",
 	})
-	master := input(t, files, "m1", false)
-	master.BootedURL = "http://10.99.0.1:8080/booted?mac=52:54:00:00:00:01&version=0123456789abcdef0123456789abcdef01234567&token=T0K3N%3D"
-	worker := input(t, files, "w2", true)
-	worker.BootedURL = "http://10.99.0.1:8080/booted?mac=52:54:00:00:01:02&version=0123456789abcdef0123456789abcdef01234567&token=T0K3N%3D"
-	return map[string]Input{"master.ign": master, "worker.ign": worker}
+	return map[string]Input{"master.ign": input(t, files, "m1", false), "worker.ign": input(t, files, "w2", true)}
+}
+
+// goldenPerBoot are the per-boot values of the golden configs.
+func goldenPerBoot(in Input) PerBoot {
+	q := "?mac=" + string(in.Machine.MAC) + "&version=0123456789abcdef0123456789abcdef01234567&token="
+	return PerBoot{BootID: "0011223344556677",
+		BootedURL: "http://10.99.0.1:8080/booted" + q + "T0K3N", HeartbeatURL: "http://10.99.0.1:8080/heartbeat" + q + "H34RT"}
 }
 
 func TestGolden(t *testing.T) {
 	for name, in := range goldenInputs(t) {
 		t.Run(name, func(t *testing.T) {
-			got, err := Render(in)
+			got, err := Served(in, goldenPerBoot(in))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -38,11 +38,16 @@ func realInputs(t *testing.T) map[string]Input {
 		name, machine string
 		bootstrapped  bool
 	}{{"master-new", "m1", false}, {"master-existing", "m3", true}, {"worker", "w1", false}, {"worker-relay", "w2", true}} {
-		in := input(t, files, c.machine, c.bootstrapped)
-		in.BootedURL = "http://10.99.0.1:8080/booted?mac=" + string(in.Machine.MAC) + "&version=v7&token=a%2Fb"
-		ins[c.name] = in
+		ins[c.name] = input(t, files, c.machine, c.bootstrapped)
 	}
 	return ins
+}
+
+// realPerBoot are per-boot values as a server mints them.
+func realPerBoot(in Input) PerBoot {
+	q := "?mac=" + string(in.Machine.MAC) + "&version=v7&token="
+	return PerBoot{BootID: "0123456789abcdef", BootedURL: "http://10.99.0.1:8080/booted" + q + "AQAAAABp-_8x",
+		HeartbeatURL: "http://10.99.0.1:8080/heartbeat" + q + "AhAwMTIzNDU2Nzg5YWJjZGVm"}
 }
 
 func validate(t *testing.T, config []byte) (string, error) {
@@ -61,7 +66,7 @@ func TestRealValidator(t *testing.T) {
 	}
 	for name, in := range realInputs(t) {
 		t.Run(name, func(t *testing.T) {
-			config, err := Render(in)
+			config, err := Served(in, realPerBoot(in))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +85,7 @@ func TestRealClient(t *testing.T) {
 		t.Fatal("needs root: Ignition writes core's SSH keys as core's uid")
 	}
 	in := realInputs(t)["master-new"]
-	config, err := Render(in)
+	config, err := Served(in, realPerBoot(in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,9 +150,9 @@ func TestRealClient(t *testing.T) {
 		want[f.Path] = written{os.FileMode(mode), contents}
 		got[f.Path] = read(f.Path)
 	}
-	for _, u := range []string{"etcd-member.service", "kubelet.service", BootedUnit} {
+	for _, u := range []string{"etcd-member.service", "kubelet.service", BootedUnit, HeartbeatUnit, HeartbeatTimer} {
 		p := "/etc/systemd/system/" + u
-		want[p] = written{0o644, r.unit(t, u)}
+		want[p] = written{0o644, r.unitContents(t, u)}
 		got[p] = read(p)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -157,13 +162,32 @@ func TestRealClient(t *testing.T) {
 		t.Errorf("common snippet's /etc/motd: %q", motd.Contents)
 	}
 	preset := read("/etc/systemd/system-preset/20-ignition.preset").Contents
-	for _, u := range []string{"etcd-member.service", "kubelet.service", BootedUnit} {
+	for _, u := range []string{"etcd-member.service", "kubelet.service", BootedUnit, HeartbeatTimer} {
 		if !strings.Contains(preset, "enable "+u+"\n") {
 			t.Errorf("preset does not enable %s:\n%s", u, preset)
 		}
 	}
 	if keys := read("/home/core/.ssh/authorized_keys.d/ignition").Contents; !strings.Contains(keys, testKey) {
 		t.Errorf("core's authorized keys: %q", keys)
+	}
+	if w := got[ReportEnvPath]; w.Mode != 0o600 || !strings.Contains(w.Contents, "UNDERCLOUD_BOOTED_URL="+realPerBoot(in).BootedURL+"\n") {
+		t.Errorf("%s: %+v", ReportEnvPath, w)
+	}
+
+	// The reporter Ignition wrote, run over what Ignition wrote, reports
+	// exactly that: every file but the per-boot one, and their digest.
+	wantFiles := map[string]string{}
+	for p, w := range got {
+		if p != ReportEnvPath {
+			wantFiles[p] = sha256Hex(w.Contents)
+		}
+	}
+	rep := runReporter(t, filepath.Join(root, ReporterPath), root, "booted")
+	if diff := cmp.Diff(reportBody{Digest: filesDigest(wantFiles), Hostname: in.Machine.Name, Files: wantFiles}, rep.body); diff != "" {
+		t.Errorf("booted report (-want +got):\n%s", diff)
+	}
+	if rep.agent != ReportAgent+" (booted)" {
+		t.Errorf("User-Agent %q", rep.agent)
 	}
 }
 

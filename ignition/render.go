@@ -19,14 +19,11 @@ type Input struct {
 	// bootstrapped: existing. (A re-imaged master that says new can wipe a
 	// cluster.)
 	Bootstrapped bool
-	// BootedURL, when non-empty, adds the oneshot unit
-	// undercloud-booted.service that POSTs to this URL after
-	// network-online.target, so a real OS reports back.
-	BootedURL string
 }
 
 // Render returns the machine's config as JSON in the image's spec version,
-// validated with Ignition's own parser and validate package. Problems it can
+// validated with Ignition's own parser and validate package: everything but
+// the per-boot values, which WithReport adds (Served does both). Problems it can
 // attribute to a file of the site repo (a broken snippet, an unsupported
 // spec version in images/x.yaml) are returned as a sites.Problems error with
 // File, Field and Line set; anything else is an ordinary error.
@@ -41,7 +38,34 @@ func Render(in Input) ([]byte, error) {
 			Message: fmt.Sprintf("Ignition spec %q is not supported (supported: %s)", im.Ignition, strings.Join(SupportedSpecs(), ", "))}}
 	}
 	sp := specs()[idx]
-	b, err := base(in)
+
+	// Snippets: common, then the role's; each merged over what came before.
+	// Parsed first: the generated part's reporter lists what they write.
+	var layers []layer
+	var ps sites.Problems
+	var snippetPaths []string
+	for _, scope := range []string{"common", string(m.Role)} {
+		sn, ok := s.Snippets[scope]
+		if !ok {
+			continue
+		}
+		l, p := parseSnippet(sn, sp, im.Name)
+		ps = append(ps, p...)
+		layers = append(layers, l)
+		if len(p) == 0 {
+			paths, err := writtenPaths(l.cfg)
+			if err != nil {
+				return nil, fmt.Errorf("render ignition for %s: %w", m.Name, err)
+			}
+			snippetPaths = append(snippetPaths, paths...)
+		}
+	}
+	if len(ps) > 0 {
+		ps.Sort()
+		return nil, ps
+	}
+
+	b, err := base(in, snippetPaths)
 	if err != nil {
 		return nil, fmt.Errorf("render ignition for %s: %w", m.Name, err)
 	}
@@ -52,23 +76,6 @@ func Render(in Input) ([]byte, error) {
 	cfg, rpt, err := sp.parse(raw)
 	if err != nil || failing(rpt) {
 		return nil, fmt.Errorf("render ignition for %s: generated base does not parse as %s (a bug in undercloud): %v %s", m.Name, sp.version, err, rpt)
-	}
-
-	// Snippets: common, then the role's; each merged over what came before.
-	var layers []layer
-	var ps sites.Problems
-	for _, scope := range []string{"common", string(m.Role)} {
-		sn, ok := s.Snippets[scope]
-		if !ok {
-			continue
-		}
-		l, p := parseSnippet(sn, sp, im.Name)
-		ps = append(ps, p...)
-		layers = append(layers, l)
-	}
-	if len(ps) > 0 {
-		ps.Sort()
-		return nil, ps
 	}
 	for i := range layers {
 		cfg, layers[i].transcript = merge.MergeStructTranscribe(cfg, layers[i].cfg)
@@ -109,22 +116,49 @@ func configVersion(cfg any) string {
 	return v.Ignition.Version
 }
 
+// Served is the config a machine is served for one boot: Render's, with
+// pb's values added by WithReport.
+func Served(in Input, pb PerBoot) ([]byte, error) {
+	out, err := Render(in)
+	if err != nil {
+		return nil, err
+	}
+	out, err = WithReport(out, pb)
+	if err != nil {
+		return nil, fmt.Errorf("render ignition for %s: %w", in.Machine.Name, err)
+	}
+	return out, nil
+}
+
+// GatePerBoot stands for the per-boot values when the gate checks a
+// config: shaped like a served boot's, credentials and server unknown.
+func GatePerBoot(m *sites.Machine, version string) PerBoot {
+	q := "?mac=" + string(m.MAC) + "&version=" + version + "&token="
+	return PerBoot{
+		BootID:       "<boot-id>",
+		BootedURL:    "http://undercloud.invalid/booted" + q + "<boot-token>",
+		HeartbeatURL: "http://undercloud.invalid/heartbeat" + q + "<heartbeat-credential>",
+	}
+}
+
 // Renderer implements sites.MachineRenderer for the validation gate.
 type Renderer struct{}
 
 // Render renders the machine as it would be served both before and after
-// its site's bootstrap, with a booted callback, and discards the output: a
-// version is accepted only if every config it can produce is valid. It also
-// checks the snippets of the other role, so a broken worker.bu is refused
-// even in a site that has no worker yet.
+// its site's bootstrap, per-boot values included (placeholders), checks
+// each with Ignition's parser as served, and discards it: a version is
+// accepted only if every config it can produce is valid. It also checks
+// the snippets of the other role, so a broken worker.bu is refused even in
+// a site that has no worker yet.
 func (Renderer) Render(r *sites.Release, m *sites.Machine) error {
-	for _, in := range []Input{
-		{Release: r, Machine: m, Bootstrapped: false},
-		{Release: r, Machine: m, Bootstrapped: true,
-			BootedURL: "http://undercloud.invalid/booted?mac=" + string(m.MAC) + "&version=" + r.Version.Commit + "&token=gate"},
-	} {
-		if _, err := Render(in); err != nil {
+	for _, bootstrapped := range []bool{false, true} {
+		out, err := Served(Input{Release: r, Machine: m, Bootstrapped: bootstrapped}, GatePerBoot(m, r.Version.Commit))
+		if err != nil {
 			return err
+		}
+		// Served refused an unsupported spec: the index is valid here.
+		if _, rpt, err := specs()[specIndex(r.Image.Ignition)].parse(out); err != nil || failing(rpt) {
+			return fmt.Errorf("render ignition for %s: config as served is invalid: %v %s", m.Name, err, rpt)
 		}
 	}
 	idx := specIndex(r.Image.Ignition)

@@ -191,26 +191,21 @@ func TestRenderWorker(t *testing.T) {
 
 func TestRenderIdentity(t *testing.T) {
 	tests := map[string]struct {
-		machine   string
-		bootedURL string
-		version   string
-		unit      string // the booted unit's ExecStart line, "" for none
+		machine string
+		version string
 	}{
-		"master without callback": {
+		"master": {
 			machine: "m2",
 			version: "site=lab\nmachine=m2\nrole=master\nversion=0123456789abcdef0123456789abcdef01234567\nlabel=v7\n",
 		},
-		"worker with callback, % and $ escaped for systemd": {
-			machine:   "w1",
-			bootedURL: "http://10.99.0.1:8080/booted?mac=52:54:00:00:01:01&version=v7&token=a%2Fb$c",
-			version:   "site=lab\nmachine=w1\nrole=worker\nversion=0123456789abcdef0123456789abcdef01234567\nlabel=v7\n",
-			unit:      `ExecStart=/usr/bin/curl -fsS -X POST --retry 10 --retry-connrefused --retry-delay 3 "http://10.99.0.1:8080/booted?mac=52:54:00:00:01:01&version=v7&token=a%%2Fb$$c"`,
+		"worker": {
+			machine: "w1",
+			version: "site=lab\nmachine=w1\nrole=worker\nversion=0123456789abcdef0123456789abcdef01234567\nlabel=v7\n",
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			in := input(t, repo("3.3.0", nil), tc.machine, true)
-			in.BootedURL = tc.bootedURL
 			out, err := Render(in)
 			if err != nil {
 				t.Fatal(err)
@@ -231,17 +226,13 @@ func TestRenderIdentity(t *testing.T) {
 			if diff := cmp.Diff([]string{"core " + testKey}, users); diff != "" {
 				t.Errorf("users (-want +got):\n%s", diff)
 			}
-			if tc.unit == "" {
-				if r.hasUnit(BootedUnit) {
-					t.Errorf("%s without a BootedURL", BootedUnit)
+			for _, u := range []string{BootedUnit, HeartbeatUnit, HeartbeatTimer} {
+				if !r.hasUnit(u) {
+					t.Errorf("no %s", u)
 				}
-				return
 			}
-			u := r.unit(t, BootedUnit)
-			for _, want := range []string{"Type=oneshot", "After=network-online.target", tc.unit} {
-				if !strings.Contains(u, want+"\n") {
-					t.Errorf("%s lacks %q:\n%s", BootedUnit, want, u)
-				}
+			if r.hasFile(ReportEnvPath) {
+				t.Errorf("Render wrote the per-boot %s", ReportEnvPath)
 			}
 		})
 	}
@@ -249,19 +240,26 @@ func TestRenderIdentity(t *testing.T) {
 
 func TestRenderRefusesBadInput(t *testing.T) {
 	in := input(t, repo("3.3.0", nil), "w1", false)
-	for name, url := range map[string]string{
-		"relative": "/booted",
-		"not http": "ftp://10.99.0.1/booted",
-		"newline":  "http://10.99.0.1/booted\nExecStartPre=/bin/sh",
-		"no host":  "http:///booted",
+	good := PerBoot{BootID: "b1", BootedURL: "http://10.99.0.1/booted?token=a", HeartbeatURL: "http://10.99.0.1/heartbeat?token=b"}
+	for name, edit := range map[string]func(*PerBoot){
+		"relative":      func(pb *PerBoot) { pb.BootedURL = "/booted" },
+		"not http":      func(pb *PerBoot) { pb.HeartbeatURL = "ftp://10.99.0.1/heartbeat" },
+		"newline":       func(pb *PerBoot) { pb.BootedURL = "http://10.99.0.1/booted\nExecStartPre=/bin/sh" },
+		"quote":         func(pb *PerBoot) { pb.BootedURL = "http://10.99.0.1/booted'x" },
+		"space":         func(pb *PerBoot) { pb.HeartbeatURL = "http://10.99.0.1/heartbeat x" },
+		"no boot id":    func(pb *PerBoot) { pb.BootID = "" },
+		"no booted URL": func(pb *PerBoot) { pb.BootedURL = "" },
 	} {
 		t.Run(name, func(t *testing.T) {
-			in := in
-			in.BootedURL = url
-			if _, err := Render(in); err == nil {
-				t.Errorf("BootedURL %q accepted", url)
+			pb := good
+			edit(&pb)
+			if _, err := Served(in, pb); err == nil {
+				t.Errorf("per-boot values %+v accepted", pb)
 			}
 		})
+	}
+	if _, err := Served(in, good); err != nil {
+		t.Fatalf("good per-boot values refused: %v", err)
 	}
 	t.Run("machine outside every subnet", func(t *testing.T) {
 		in := input(t, repo("3.3.0", nil), "w1", false)

@@ -26,4 +26,15 @@
 // token, config and callbacks: see Service.Allowed). Service is the thin
 // layer that reads the inventory and the tracker for them and writes back
 // what they decided.
+//
+// # Configs and heartbeats
+//
+// A machine's config is rendered and validated once per site, version,
+// machine and bootstrapped flag and kept (configcache.go, a bounded LRU);
+// each boot gets it with its own per-boot file appended (the booted URL
+// with the boot's token, the heartbeat URL with its heartbeat credential).
+// ServedConfig is the same path without the cache, for `undercloud render`.
+// Whether a heartbeat credential still speaks for its machine is
+// heartbeatAccepted (heartbeat.go): its version is still the machine's
+// assigned one, and its boot is the machine's latest booted report.
 package provision

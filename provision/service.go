@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/undercloud/undercloud/event"
@@ -55,8 +56,21 @@ type Service struct {
 	// machines on proxyDHCP segments; nil reads /proc/net/arp.
 	Neighbours Neighbours
 	Log        *slog.Logger // nil discards
+	// ConfigCache bounds how many rendered configs are kept (see
+	// configcache.go): 0 means DefaultConfigCache; negative keeps none, so
+	// every request renders (the baseline of make bench-render).
+	ConfigCache int
 
-	ix index
+	ix        index
+	booted    lastBoots // see heartbeat.go
+	cacheOnce sync.Once
+	cache     *configCache // nil when ConfigCache < 0
+	// identified holds the MACs whose UUID and serial the inventory has:
+	// their iPXE hints need no look-up (see fillIdentity).
+	identified sync.Map
+	// bootstrapped caches each site's bootstrapped flag: it only ever
+	// goes from false to true, and only markBootstrapped sets it.
+	bootstrapped sync.Map
 }
 
 func (s *Service) log() *slog.Logger {
@@ -72,17 +86,16 @@ func (s *Service) log() *slog.Logger {
 // first boot, a rebuild or a rollout assign a version (see the package doc).
 func (s *Service) Activate(ctx context.Context, rel *sites.Release, rels []*sites.Release) error {
 	s.ix.update(rels)
+	if c := s.configs(); c != nil {
+		c.retain(rel.Site.Name, map[string]bool{rel.Version.Commit: true})
+	}
 	return s.DB.DeclareMachines(ctx, rel)
 }
 
 // Target decides what machine mac boots (pxe.Targets).
 func (s *Service) Target(ctx context.Context, mac string, h pxe.Hints) (pxe.Target, error) {
 	m := sites.MAC(mac)
-	// iPXE's ${uuid} and ${serial} arrive in anyone's query string: they
-	// only fill what DHCP and earlier boots left empty, never create a row.
-	if err := s.DB.FillIdentity(ctx, m, h.UUID, h.Serial); err != nil {
-		s.log().Warn("record machine identity", "mac", mac, "err", err)
-	}
+	s.fillIdentity(ctx, m, h)
 	p, ok := s.ix.machine(m)
 	if !ok {
 		return s.unknown(ctx, m)
@@ -179,36 +192,114 @@ func imageTarget(im *sites.Image, s *sites.Site, m sites.Machine) pxe.Target {
 
 // Config renders a machine's config at the version its token names: the
 // version its script was served with (its assigned version then), so the
-// config never changes under a booting machine (pxe.Configs).
-func (s *Service) Config(ctx context.Context, mac, version string) ([]byte, error) {
-	p, ok := s.ix.machine(sites.MAC(mac))
+// config never changes under a booting machine, with the boot's values in
+// it (pxe.Configs).
+func (s *Service) Config(ctx context.Context, req pxe.ConfigRequest) ([]byte, error) {
+	mac := sites.MAC(req.MAC)
+	p, ok := s.ix.machine(mac)
 	if !ok {
 		return nil, fmt.Errorf("%s is not a known machine: %w", mac, pxe.ErrNotFound)
 	}
 	site := p.rel.Site.Name
-	rel, err := s.Releases.ReleaseAt(ctx, site, version)
+	rel, err := s.Releases.ReleaseAt(ctx, site, req.Version)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", err, pxe.ErrNotFound)
 	}
-	m := rel.Site.MachineByMAC(sites.MAC(mac))
+	m := rel.Site.MachineByMAC(mac)
 	if m == nil {
-		return nil, fmt.Errorf("%s is not in site %s at %s: %w", mac, site, version, pxe.ErrNotFound)
+		return nil, fmt.Errorf("%s is not in site %s at %s: %w", mac, site, req.Version, pxe.ErrNotFound)
 	}
-	st, err := s.DB.Site(ctx, site)
+	boot, err := s.siteBootstrapped(ctx, site)
 	if err != nil {
 		return nil, fmt.Errorf("site state of %s: %w", site, err)
 	}
-	out, err := ignition.Render(ignition.Input{Release: rel, Machine: m, Bootstrapped: st.Bootstrapped})
+	in := ignition.Input{Release: rel, Machine: m, Bootstrapped: boot}
+	var a *ignition.Appender
+	if c := s.configs(); c != nil {
+		k := configKey{site: site, version: rel.Version.Commit, mac: mac, bootstrapped: boot}
+		a, _, err = c.get(k, func() (*ignition.Appender, error) { return render(in) })
+	} else {
+		a, err = render(in)
+	}
+	var out []byte
+	if err == nil {
+		out, err = withBoot(a, req)
+	}
 	if s.Metrics != nil {
 		s.Metrics.IgnitionRendered(err == nil)
 	}
 	return out, err
 }
 
+// siteBootstrapped reads a site's bootstrapped flag, from the inventory
+// the first time after a start (the flag only ever goes from false to
+// true, and only markBootstrapped sets it: the /ignition path need not
+// read it every time).
+func (s *Service) siteBootstrapped(ctx context.Context, site string) (bool, error) {
+	if v, ok := s.bootstrapped.Load(site); ok {
+		return v.(bool), nil
+	}
+	st, err := s.DB.Site(ctx, site)
+	if err != nil {
+		return false, err
+	}
+	s.bootstrapped.LoadOrStore(site, st.Bootstrapped)
+	return st.Bootstrapped, nil
+}
+
+func (s *Service) configs() *configCache {
+	s.cacheOnce.Do(func() {
+		switch n := s.ConfigCache; {
+		case n == 0:
+			s.cache = newConfigCache(DefaultConfigCache)
+		case n > 0:
+			s.cache = newConfigCache(n)
+		}
+	})
+	return s.cache
+}
+
+// ServedConfig is the config of one boot: in rendered, with req's per-boot
+// values; Service.Config is the same with the rendering kept. `undercloud
+// render` calls it with pxe.PlaceholderRequest, so it shows what machines
+// are served.
+func ServedConfig(in ignition.Input, req pxe.ConfigRequest) ([]byte, error) {
+	a, err := render(in)
+	if err != nil {
+		return nil, err
+	}
+	return withBoot(a, req)
+}
+
+// render renders and validates the per-version part of a config, ready for
+// a boot's values.
+func render(in ignition.Input) (*ignition.Appender, error) {
+	out, err := ignition.Render(in)
+	if err != nil {
+		return nil, err
+	}
+	return ignition.NewAppender(out)
+}
+
+// withBoot adds a boot's values to a rendered config.
+func withBoot(rendered *ignition.Appender, req pxe.ConfigRequest) ([]byte, error) {
+	out, err := rendered.WithReport(perBoot(req))
+	if err != nil {
+		return nil, fmt.Errorf("config of %s for boot %s: %w", req.MAC, req.BootID, err)
+	}
+	return out, nil
+}
+
+func perBoot(req pxe.ConfigRequest) ignition.PerBoot {
+	return ignition.PerBoot{BootID: req.BootID, BootedURL: req.BootedURL, HeartbeatURL: req.HeartbeatURL}
+}
+
 // Booted records that a machine booted on a version, and marks its site
 // bootstrapped once every master has booted (pxe.Callbacks).
 func (s *Service) Booted(ctx context.Context, r pxe.BootReport) error {
-	detail, _ := json.Marshal(map[string]any{"digest": r.Digest, "hostname": r.Hostname, "files": r.Files})
+	// agent says who sent the report: the config's undercloud-booted.service
+	// sends ignition.ReportAgent.
+	detail, _ := json.Marshal(map[string]any{"digest": r.Digest, "hostname": r.Hostname, "files": r.Files, "agent": r.Agent})
 	mac := sites.MAC(r.MAC)
 	site := ""
 	if p, ok := s.ix.machine(mac); ok {
@@ -220,6 +311,7 @@ func (s *Service) Booted(ctx context.Context, r pxe.BootReport) error {
 	}); err != nil {
 		return err
 	}
+	s.booted.set(mac, r.BootID) // stored: it now revokes older heartbeat credentials
 	if s.Metrics != nil {
 		if boots, err := s.DB.Boots(ctx, mac, 1); err == nil && len(boots) == 1 && boots[0].Booted {
 			s.Metrics.BootCompleted(boots[0].Duration())
@@ -253,13 +345,11 @@ func (s *Service) markBootstrapped(ctx context.Context, site string) error {
 		return nil
 	}
 	s.log().Info("site bootstrapped: masters now join the existing etcd cluster", "site", site)
-	return s.DB.MarkBootstrapped(ctx, site)
-}
-
-// Heartbeat records that a machine is alive (pxe.Callbacks).
-func (s *Service) Heartbeat(ctx context.Context, r pxe.BootReport) error {
-	return s.DB.Record(ctx, inventory.Event{At: r.Time, MAC: sites.MAC(r.MAC), BootID: r.BootID,
-		Kind: event.Heartbeat, Version: r.Version, IP: r.IP})
+	if err := s.DB.MarkBootstrapped(ctx, site); err != nil {
+		return err
+	}
+	s.bootstrapped.Store(site, true)
+	return nil
 }
 
 // Record stores a pxe boot event (pxe.Recorder; called from a pxe.Queue's

@@ -235,7 +235,7 @@ func TestConfigBootstrap(t *testing.T) {
 	v1 := c.v1.Version.Commit
 	state := func() string {
 		t.Helper()
-		cfg, err := c.svc.Config(c.ctx, string(c.mac("lab-m1")), v1)
+		cfg, err := c.svc.Config(c.ctx, pxe.PlaceholderRequest("http://server", string(c.mac("lab-m1")), v1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +259,7 @@ func TestConfigBootstrap(t *testing.T) {
 	if got := state(); got != "existing" {
 		t.Errorf("after every master booted: %s, want existing", got)
 	}
-	if _, err := c.svc.Config(c.ctx, string(c.mac("lab-m1")), "0123456789abcdef0123456789abcdef01234567"); err == nil {
+	if _, err := c.svc.Config(c.ctx, pxe.PlaceholderRequest("http://server", string(c.mac("lab-m1")), "0123456789abcdef0123456789abcdef01234567")); err == nil {
 		t.Error("a config at a version never accepted was served")
 	}
 }

@@ -38,7 +38,13 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request, deniedKind ev
 	mac, err := parseMAC(q.Get("mac"))
 	if err == nil {
 		a.mac = mac
-		a.bootID, err = s.Tokens.Check(q.Get("token"), mac, a.version)
+		if deniedKind == event.CallbackDenied && what == string(event.Heartbeat) {
+			// Heartbeats carry the boot's heartbeat credential, never its
+			// token: the one outlives the other (see Tokens.MintHeartbeat).
+			a.bootID, err = s.Tokens.CheckHeartbeat(q.Get("token"), mac, a.version)
+		} else {
+			a.bootID, err = s.Tokens.Check(q.Get("token"), mac, a.version)
+		}
 	}
 	if err == nil && !s.Sources.Allowed(r.Context(), mac, a.ip) {
 		err = errForeignSource
@@ -68,7 +74,17 @@ func (s *server) ignition(w *respWriter, r *http.Request) {
 		return
 	}
 	log := s.log.With("mac", a.mac, "ip", a.ip.String(), "version", a.version, "boot", a.bootID)
-	cfg, err := s.Configs.Config(r.Context(), a.mac, a.version)
+	cred, err := s.Tokens.MintHeartbeat(a.mac, a.version, a.bootID)
+	if err != nil {
+		log.Error("ignition: cannot mint heartbeat credential", "err", err)
+		bare(w, http.StatusInternalServerError)
+		return
+	}
+	req := ConfigRequest{MAC: a.mac, Version: a.version, BootID: a.bootID}
+	// The token is the one this request passed Check with: the node's
+	// booted report belongs to the same boot.
+	req.BootedURL, req.HeartbeatURL = ReportURLs(s.base(r), a.mac, a.version, r.URL.Query().Get("token"), cred)
+	cfg, err := s.Configs.Config(r.Context(), req)
 	if err != nil {
 		log.Error("ignition: no config", "err", err)
 		s.record(Event{Kind: event.Ignition, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Error: err.Error()})
@@ -109,7 +125,7 @@ func (s *server) callback(kind event.Kind) func(w *respWriter, r *http.Request) 
 		}
 		rep := BootReport{
 			MAC: a.mac, Version: a.version, BootID: a.bootID, IP: a.ip, Time: time.Now(),
-			Digest: body.Digest, Files: body.Files, Hostname: body.Hostname,
+			Digest: body.Digest, Files: body.Files, Hostname: body.Hostname, Agent: agent(r),
 		}
 		ev := Event{Kind: kind, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Detail: body.Hostname, Time: rep.Time}
 		if s.Callbacks != nil {
@@ -119,8 +135,15 @@ func (s *server) callback(kind event.Kind) func(w *respWriter, r *http.Request) 
 				err = s.Callbacks.Heartbeat(r.Context(), rep)
 			}
 		}
-		if err != nil {
+		if errors.Is(err, ErrRefused) {
+			// Authentic but no longer the machine's (a heartbeat of a
+			// replaced boot): a denial, not a failure of the server.
+			log.Warn(what+" denied", "err", err)
+			ev.Kind, ev.File = event.CallbackDenied, what
+		} else if err != nil {
 			log.Error(what+": not accepted", "err", err)
+		}
+		if err != nil {
 			ev.Error = err.Error()
 			s.record(ev)
 			bare(w, statusFor(err))
@@ -177,4 +200,14 @@ func cleanHostname(s string) string {
 		}
 	}
 	return string(out)
+}
+
+// agent is the request's User-Agent as a report records it: printable and
+// bounded, since the node chooses it.
+func agent(r *http.Request) string {
+	ua := r.UserAgent()
+	if len(ua) > 128 {
+		ua = ua[:128]
+	}
+	return printable(ua)
 }

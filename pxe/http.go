@@ -20,6 +20,11 @@ import (
 // 404 to it and 500 to any other error.
 var ErrNotFound = errors.New("not found")
 
+// ErrRefused is what Callbacks implementations wrap when an authentic
+// report may no longer speak for its machine (a heartbeat of a boot the
+// machine has since replaced); the handlers answer 403.
+var ErrRefused = errors.New("refused")
+
 // Targets decides what a machine boots, from the active site versions and
 // the inventory. An unknown machine is a Target of kind TargetNone or
 // TargetDiscovery, not an error. Implementations may record the hints.
@@ -28,9 +33,10 @@ type Targets interface {
 }
 
 // Configs returns a machine's Ignition config, rendered for its role at
-// version and already validated.
+// req.Version, already validated, with req's per-boot values in it (see
+// ConfigRequest).
 type Configs interface {
-	Config(ctx context.Context, mac, version string) ([]byte, error)
+	Config(ctx context.Context, req ConfigRequest) ([]byte, error)
 }
 
 // Callbacks receives the node's authenticated reports.
@@ -68,6 +74,9 @@ type BootReport struct {
 	Digest   string
 	Files    map[string]string
 	Hostname string
+	// Agent is the request's User-Agent (printable, at most 128 bytes):
+	// ReportAgent when the config's undercloud-booted.service sent it.
+	Agent string
 }
 
 // HTTP serves the machine-facing endpoints of docs/boot-flow.md: /boot.ipxe,
@@ -199,6 +208,9 @@ func bare(w http.ResponseWriter, status int) {
 func statusFor(err error) int {
 	if errors.Is(err, ErrNotFound) {
 		return http.StatusNotFound
+	}
+	if errors.Is(err, ErrRefused) {
+		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
 }

@@ -56,11 +56,28 @@ func TestHTTPBootFlow(t *testing.T) {
 	checkHeaders(t, r, map[string]string{"Content-Type": "application/vnd.coreos.ignition+json", "Cache-Control": "no-store"})
 
 	body := `{"digest":"` + testkit.SHA256Hex([]byte("written")) + `","files":{"/etc/hostname":"` + testkit.SHA256Hex([]byte("a\n")) + `"},"hostname":"a"}`
-	if r := curl(t, u.booted, "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", body); r.status != 204 {
+	if r := curl(t, u.booted, "-X", "POST", "-A", "undercloud-report/1 (booted)", "-H", "Content-Type: application/json", "--data-binary", body); r.status != 204 {
 		t.Fatalf("booted: %d\n%s", r.status, r.body)
 	}
-	if r := curl(t, strings.Replace(u.booted, "/booted?", "/heartbeat?", 1), "-X", "POST"); r.status != 204 {
+	// The config carries the boot's URLs: the booted one with the script's
+	// token, the heartbeat one with a credential of its own.
+	req := e.configs.last(t)
+	if req.BootedURL != u.booted || req.MAC != macA || req.Version != version1 || req.BootID == "" {
+		t.Errorf("config request %+v, want booted URL %s", req, u.booted)
+	}
+	if r := curl(t, req.HeartbeatURL, "-X", "POST", "-A", "undercloud-report/1 (heartbeat)"); r.status != 204 {
 		t.Fatalf("heartbeat: %d\n%s", r.status, r.body)
+	}
+	// Neither credential passes for the other.
+	hbToken := req.HeartbeatURL[strings.LastIndex(req.HeartbeatURL, "=")+1:]
+	if r := curl(t, strings.Replace(u.booted, "/booted?", "/heartbeat?", 1), "-X", "POST"); r.status != 403 {
+		t.Errorf("heartbeat with the boot token: %d, want 403", r.status)
+	}
+	if r := curl(t, withToken(t, u.booted, hbToken), "-X", "POST"); r.status != 403 {
+		t.Errorf("booted with the heartbeat credential: %d, want 403", r.status)
+	}
+	if r := curl(t, withToken(t, u.ignition, hbToken)); r.status != 403 {
+		t.Errorf("ignition with the heartbeat credential: %d, want 403", r.status)
 	}
 
 	// Every step is an event; the boot id minted with the script joins them.
@@ -86,6 +103,7 @@ func TestHTTPBootFlow(t *testing.T) {
 	want := []BootReport{{
 		MAC: macA, Version: version1, BootID: scriptEv.BootID, IP: netip.MustParseAddr("127.0.0.1"),
 		Digest: testkit.SHA256Hex([]byte("written")), Files: map[string]string{"/etc/hostname": testkit.SHA256Hex([]byte("a\n"))}, Hostname: "a",
+		Agent: "undercloud-report/1 (booted)",
 	}}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 		cmp.Comparer(func(a, b time.Time) bool { return true })); diff != "" {
@@ -271,4 +289,17 @@ func TestHTTPHandlerChecks(t *testing.T) {
 			t.Errorf("%s: Handler accepted it", name)
 		}
 	}
+}
+
+// withToken returns raw with its token query parameter replaced.
+func withToken(t *testing.T, raw, token string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("token", token)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -51,14 +51,33 @@ func (f *fakeTargets) hintsOf(mac string) Hints {
 	return f.hints[mac]
 }
 
-type fakeConfigs map[string]string // "mac version" -> config
+// fakeConfigs answers from a table and remembers the requests.
+type fakeConfigs struct {
+	m    map[string]string // "mac version" -> config
+	mu   sync.Mutex
+	reqs []ConfigRequest
+}
 
-func (f fakeConfigs) Config(_ context.Context, mac, version string) ([]byte, error) {
-	c, ok := f[mac+" "+version]
+func (f *fakeConfigs) Config(_ context.Context, req ConfigRequest) ([]byte, error) {
+	f.mu.Lock()
+	f.reqs = append(f.reqs, req)
+	f.mu.Unlock()
+	c, ok := f.m[req.MAC+" "+req.Version]
 	if !ok {
-		return nil, fmt.Errorf("config of %s at %s: %w", mac, version, ErrNotFound)
+		return nil, fmt.Errorf("config of %s at %s: %w", req.MAC, req.Version, ErrNotFound)
 	}
 	return []byte(c), nil
+}
+
+// last returns the latest request.
+func (f *fakeConfigs) last(t *testing.T) ConfigRequest {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.reqs) == 0 {
+		t.Fatal("no config requested")
+	}
+	return f.reqs[len(f.reqs)-1]
 }
 
 type fakeCallbacks struct {
@@ -113,6 +132,7 @@ type bootEnv struct {
 	h              *HTTP
 	kernel, initrd []byte
 	targets        *fakeTargets
+	configs        *fakeConfigs
 	callbacks      *fakeCallbacks
 	sources        *fakeSources
 	events         *events
@@ -153,9 +173,10 @@ func newBootEnv(t *testing.T) *bootEnv {
 	a.Machine, b.Machine, inst.Machine = "a", "b", "inst"
 	inst.Mode = ModeInstall
 	e.targets = &fakeTargets{m: map[string]Target{macA: a, macB: b, macInst: inst}, hints: map[string]Hints{}}
+	e.configs = &fakeConfigs{m: map[string]string{macA + " " + version1: configA, macB + " " + version1: `{"ignition":{"version":"3.4.0"}}`}}
 	e.h = &HTTP{
 		Targets:   e.targets,
-		Configs:   fakeConfigs{macA + " " + version1: configA, macB + " " + version1: `{"ignition":{"version":"3.4.0"}}`},
+		Configs:   e.configs,
 		Artifacts: store,
 		Tokens:    &Tokens{Key: []byte("test key of thirty-two bytes...."), Now: e.clock.Now},
 		Sources:   e.sources,

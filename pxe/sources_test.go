@@ -46,7 +46,7 @@ func TestHTTPForeignSource(t *testing.T) {
 	}{
 		"ignition":  {u.ignition, "GET", event.IgnitionDenied},
 		"booted":    {u.booted, "POST", event.CallbackDenied},
-		"heartbeat": {strings.Replace(u.booted, "/booted?", "/heartbeat?", 1), "POST", event.CallbackDenied},
+		"heartbeat": {heartbeatURL(t, e, u.booted), "POST", event.CallbackDenied},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if r := curl(t, tc.url, "-X", tc.method); r.status != 403 || len(r.body) != 0 {
@@ -68,4 +68,16 @@ func TestHTTPForeignSource(t *testing.T) {
 	if logs := e.logs.String(); !strings.Contains(logs, "ipxe script denied") {
 		t.Errorf("no log line for the denied script:\n%s", logs)
 	}
+}
+
+// heartbeatURL is the heartbeat URL of a boot of machine A as its config
+// would carry it.
+func heartbeatURL(t *testing.T, e *bootEnv, _ string) string {
+	t.Helper()
+	cred, err := e.h.Tokens.MintHeartbeat(macA, version1, "0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hb := ReportURLs(e.srv.URL, macA, version1, "", cred)
+	return hb
 }

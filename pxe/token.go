@@ -140,3 +140,71 @@ func NewBootID() string {
 	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
+
+// Heartbeat credentials. A boot token expires (TTL) because it only needs to
+// live through one boot; a heartbeat runs as long as the OS does, months.
+// So the config served to a boot carries a second credential, minted then,
+// bound to the same MAC, version and boot id, without expiry: its validity
+// ends when the machine boots again, which only the inventory knows, so the
+// server decides that per heartbeat (Callbacks.Heartbeat; see
+// provision.heartbeatAccepted). Its own format byte and HMAC label keep a
+// boot token from passing as a heartbeat credential and the other way round.
+//
+//	format (1) | len(bootID) (1) | bootID | HMAC-SHA256 (32)
+const (
+	heartbeatFormat   = 2
+	heartbeatMACLabel = "undercloud pxe heartbeat credential v1"
+)
+
+// MintHeartbeat returns the heartbeat credential of one boot of machine mac
+// on version.
+func (t *Tokens) MintHeartbeat(mac, version, bootID string) (string, error) {
+	if len(t.Key) < MinTokenKeyLen {
+		return "", fmt.Errorf("mint heartbeat credential: key shorter than %d bytes", MinTokenKeyLen)
+	}
+	if bootID == "" || len(bootID) > maxBootIDLen {
+		return "", fmt.Errorf("mint heartbeat credential: boot id must have 1 to %d bytes", maxBootIDLen)
+	}
+	if len(mac) > 255 || len(version) > 255 {
+		return "", fmt.Errorf("mint heartbeat credential: mac or version too long")
+	}
+	b := make([]byte, 0, 2+len(bootID)+sha256.Size)
+	b = append(b, heartbeatFormat, byte(len(bootID)))
+	b = append(b, bootID...)
+	b = append(b, t.heartbeatSum(mac, version, bootID)...)
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// CheckHeartbeat verifies that cred is a heartbeat credential minted for
+// exactly mac and version with this key, and returns its boot id. Whether
+// that boot still speaks for the machine is the caller's to decide. Any
+// failure is ErrTokenInvalid.
+func (t *Tokens) CheckHeartbeat(cred, mac, version string) (bootID string, err error) {
+	if len(t.Key) < MinTokenKeyLen || len(cred) > maxTokenLen || len(mac) > 255 || len(version) > 255 {
+		return "", ErrTokenInvalid
+	}
+	b, err := base64.RawURLEncoding.DecodeString(cred)
+	if err != nil || len(b) < 2+1+sha256.Size || b[0] != heartbeatFormat ||
+		base64.RawURLEncoding.EncodeToString(b) != cred {
+		return "", ErrTokenInvalid
+	}
+	n := int(b[1])
+	if n == 0 || len(b) != 2+n+sha256.Size {
+		return "", ErrTokenInvalid
+	}
+	id := string(b[2 : 2+n])
+	if !hmac.Equal(b[2+n:], t.heartbeatSum(mac, version, id)) {
+		return "", ErrTokenInvalid
+	}
+	return id, nil
+}
+
+func (t *Tokens) heartbeatSum(mac, version, bootID string) []byte {
+	h := hmac.New(sha256.New, t.Key)
+	h.Write([]byte(heartbeatMACLabel))
+	for _, s := range []string{mac, version, bootID} {
+		h.Write([]byte{byte(len(s))})
+		h.Write([]byte(s))
+	}
+	return h.Sum(nil)
+}

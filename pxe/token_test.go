@@ -115,3 +115,52 @@ func TestNewBootID(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+func TestHeartbeatCredentials(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	tokens := &Tokens{Key: []byte("0123456789abcdef0123456789abcdef"), Now: clock, TTL: time.Hour}
+	const (
+		macA = "52:54:00:00:00:0a"
+		macB = "52:54:00:00:00:0b"
+		v1   = "3f9c2e1d0a7b4c5e6f708192a3b4c5d6e7f80912"
+		v2   = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	)
+	cred, err := tokens.MintHeartbeat(macA, v1, "b00710")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := tokens.Mint(macA, v1, "b00710")
+	other := &Tokens{Key: []byte("another key, also 32 bytes long!")}
+	forged, _ := other.MintHeartbeat(macA, v1, "b00710")
+	raw, _ := base64.RawURLEncoding.DecodeString(cred)
+	raw[len(raw)-1] ^= 1
+	flipped := base64.RawURLEncoding.EncodeToString(raw)
+
+	now = now.Add(365 * 24 * time.Hour) // no expiry: a year later, still authentic
+	if id, err := tokens.CheckHeartbeat(cred, macA, v1); err != nil || id != "b00710" {
+		t.Fatalf("CheckHeartbeat a year on = %q, %v", id, err)
+	}
+	for name, tc := range map[string]struct{ cred, mac, version string }{
+		"another MAC":           {cred, macB, v1},
+		"another version":       {cred, macA, v2},
+		"another key":           {forged, macA, v1},
+		"flipped bit":           {flipped, macA, v1},
+		"a boot token":          {tok, macA, v1},
+		"empty":                 {"", macA, v1},
+		"line break in it":      {cred[:10] + "\n" + cred[10:], macA, v1},
+		"not base64":            {"!!!", macA, v1},
+		"over the length limit": {strings.Repeat("A", maxTokenLen+1), macA, v1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := tokens.CheckHeartbeat(tc.cred, tc.mac, tc.version); !errors.Is(err, ErrTokenInvalid) {
+				t.Errorf("CheckHeartbeat = %v, want ErrTokenInvalid", err)
+			}
+		})
+	}
+	t.Run("a heartbeat credential is no boot token", func(t *testing.T) {
+		if _, err := tokens.Check(cred, macA, v1); !errors.Is(err, ErrTokenInvalid) {
+			t.Errorf("Check(heartbeat credential) = %v, want ErrTokenInvalid", err)
+		}
+	})
+}

@@ -325,3 +325,17 @@ func abbrev(s string) string {
 	}
 	return s
 }
+
+// checkHeartbeat checks heartbeat.interval before its default is applied,
+// so an explicit 0s is refused rather than silently defaulted.
+func checkHeartbeat(s *Site, ps *Problems) {
+	const field = "heartbeat.interval"
+	v := s.Heartbeat.Interval.Std()
+	if v == 0 && s.Line(field) == 0 {
+		return // unset: the default applies
+	}
+	if v < MinHeartbeat || v > MaxHeartbeat {
+		*ps = append(*ps, problemf(s.File, field, s.Line(field), "%s: want from %s to %s (default %s)",
+			v, MinHeartbeat, MaxHeartbeat, DefaultHeartbeat))
+	}
+}

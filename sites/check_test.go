@@ -65,7 +65,7 @@ func TestCheckReportsFileFieldAndValue(t *testing.T) {
 		want  string // the exact problem line
 	}{
 		"unknown field": {[]string{"image: node", "image: node\nimgae: typo"},
-			"sites/s1/site.yaml:imgae: unknown field (known: network, image, cluster, ssh_keys, kernel_args, rollout, discovery_image, mirrors, machines) (line 11)"},
+			"sites/s1/site.yaml:imgae: unknown field (known: network, image, cluster, ssh_keys, kernel_args, rollout, discovery_image, mirrors, heartbeat, machines) (line 11)"},
 		"bad ip": {[]string{"ip: 10.1.0.11", "ip: 10.1.0.300"},
 			`sites/s1/site.yaml:machines[0].ip: "10.1.0.300": IPv4 field has value >255 (line 13)`},
 		"bad mac": {[]string{`"52:54:00:00:00:01"`, `"52:54:00:00:01"`},
@@ -96,6 +96,12 @@ func TestCheckReportsFileFieldAndValue(t *testing.T) {
 			"sites/s1/site.yaml:machines[0].ip: 10.1.0.255 is the network or broadcast address of 10.1.0.0/24 (line 13)"},
 		"upgrade on reboot with masters": {[]string{"cluster: {name: c1, api_vip: 10.1.0.10}", "cluster: {name: c1, api_vip: 10.1.0.10}\nrollout: {upgrade: on-reboot}"},
 			"sites/s1/site.yaml:rollout.upgrade: on-reboot would boot a new version on the site's masters (1) whenever they reboot, outside the one-master-at-a-time rule that keeps etcd's quorum; set rollout.allow_masters: true to accept that (line 12)"},
+		"heartbeat too often": {[]string{"image: node", "image: node\nheartbeat: {interval: 2s}"},
+			"sites/s1/site.yaml:heartbeat.interval: 2s: want from 10s to 1h0m0s (default 1m0s) (line 11)"},
+		"heartbeat zero": {[]string{"image: node", "image: node\nheartbeat: {interval: 0s}"},
+			"sites/s1/site.yaml:heartbeat.interval: 0s: want from 10s to 1h0m0s (default 1m0s) (line 11)"},
+		"heartbeat not a duration": {[]string{"image: node", "image: node\nheartbeat: {interval: often}"},
+			"sites/s1/site.yaml:heartbeat.interval: \"often\": not a duration (use e.g. 90s, 10m, 1h) (line 11)"},
 		"unknown upgrade": {[]string{"cluster: {name: c1, api_vip: 10.1.0.10}", "cluster: {name: c1, api_vip: 10.1.0.10}\nrollout: {upgrade: always}"},
 			`sites/s1/site.yaml:rollout.upgrade: "always": want rollout (the default: machines move only in a rebuild or a rollout) or on-reboot (line 12)`},
 		"stall not under config": {[]string{"cluster: {name: c1, api_vip: 10.1.0.10}", "cluster: {name: c1, api_vip: 10.1.0.10}\nrollout: {timeouts: {config: 5m, stall: 5m}}"},

@@ -104,6 +104,8 @@ func loadSite(file string, files Files) (*Site, Problems) {
 		s.Network.DHCP.Mode = DHCPAuthoritative
 	}
 	s.Network.DHCP.LeaseTime = s.Network.DHCP.LeaseTime.or(3600e9)
+	checkHeartbeat(s, &ps)
+	s.Heartbeat.Interval = s.Heartbeat.Interval.or(DefaultHeartbeat)
 	prefix := dir + "/" + snippetsDir + "/"
 	for name, data := range files {
 		if !strings.HasPrefix(name, prefix) {

@@ -121,8 +121,10 @@ type Site struct {
 	DiscoveryImage string `yaml:"discovery_image"`
 	// Mirrors are artifact mirrors its machines fetch their image from
 	// before falling back to the server; see Mirror.
-	Mirrors  []Mirror  `yaml:"mirrors"`
-	Machines []Machine `yaml:"machines"`
+	Mirrors []Mirror `yaml:"mirrors"`
+	// Heartbeat is how often a booted machine tells the server it is alive.
+	Heartbeat Heartbeat `yaml:"heartbeat"`
+	Machines  []Machine `yaml:"machines"`
 
 	// Snippets are the optional per-site Butane or Ignition fragments merged
 	// into every rendered config: keyed "common", "master" and "worker".
@@ -259,6 +261,23 @@ const (
 // OnReboot reports whether machines take the active version at their next
 // boot (upgrade: on-reboot).
 func (p RolloutPolicy) OnReboot() bool { return p.Upgrade == UpgradeOnReboot }
+
+// Heartbeat configures the heartbeat timer every served config installs
+// (undercloud-heartbeat.timer).
+type Heartbeat struct {
+	// Interval between two heartbeats, from MinHeartbeat to MaxHeartbeat;
+	// DefaultHeartbeat when unset (load applies it).
+	Interval Duration `yaml:"interval"`
+}
+
+// Bounds and default of heartbeat.interval. Below 10 s a fleet's heartbeats
+// become load on the server and the inventory; above an hour a dead machine
+// goes unnoticed for too long.
+const (
+	DefaultHeartbeat = 60 * time.Second
+	MinHeartbeat     = 10 * time.Second
+	MaxHeartbeat     = time.Hour
+)
 
 // StageTimeouts bound each stage of a rebuild; a stage that overruns fails the
 // rebuild with the last boot event seen.

@@ -8,9 +8,12 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/undercloud/undercloud/ignition"
 	"github.com/undercloud/undercloud/images"
+	"github.com/undercloud/undercloud/provision"
+	"github.com/undercloud/undercloud/pxe"
 	"github.com/undercloud/undercloud/sites"
 )
 
@@ -204,12 +207,15 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&f.site, "site", "", "site of the machine (required)")
 	machine := fs.String("machine", "", "machine name (required)")
 	bootstrapped := fs.Bool("bootstrapped", false, "render as after the site's etcd cluster was bootstrapped (masters get --initial-cluster-state existing)")
+	baseURL := fs.String("base-url", "http://<server>", "the server's URL as the machine reaches it, for the booted and heartbeat URLs of "+ignition.ReportEnvPath)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: undercloud render --repo PATH_OR_URL --site NAME --machine NAME [--ref REF]
 
 Prints the machine's Ignition config, exactly as the server would serve it, at
 REF or at the site's binding. The site must pass the validation gate first.
 Pipe it to ignition-validate to check it with Ignition's own validator.
+The per-boot values (`+ignition.ReportEnvPath+`) show placeholders:
+`+pxe.PlaceholderBootID+`, `+pxe.PlaceholderToken+`, `+pxe.PlaceholderHeartbeat+`.
 
 Flags:
 `)
@@ -241,10 +247,12 @@ Flags:
 	if m == nil {
 		return exitError{code: 1, msg: fmt.Sprintf("site %s has no machine %q at %s", f.site, *machine, rel.Version.Label())}
 	}
-	out, err := ignition.Render(ignition.Input{Release: rel, Machine: m, Bootstrapped: *bootstrapped})
+	// The server's own path (provision.ServedConfig), credentials left out.
+	out, err := provision.ServedConfig(ignition.Input{Release: rel, Machine: m, Bootstrapped: *bootstrapped},
+		pxe.PlaceholderRequest(strings.TrimSuffix(*baseURL, "/"), string(m.MAC), rel.Version.Commit))
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "%s\n", out)
+	_, err = stdout.Write(out)
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	siterepo "github.com/undercloud/undercloud/examples/site-repo"
+	"github.com/undercloud/undercloud/ignition"
+	"github.com/undercloud/undercloud/pxe"
 )
 
 // exampleRepo builds the example site repo with placeholder artifacts.
@@ -104,11 +107,11 @@ func TestValidateRejectsWithPreciseMessages(t *testing.T) {
 		},
 		"IP inside the dynamic range": {
 			edits: map[string][2]string{lab: {"ip: 10.99.0.22", "ip: 10.99.0.150"}},
-			want:  "sites/lab/site.yaml:machines[2].ip: 10.99.0.150 is inside the dynamic range 10.99.0.100-10.99.0.199 (network.dhcp.range) (line 46)",
+			want:  "sites/lab/site.yaml:machines[2].ip: 10.99.0.150 is inside the dynamic range 10.99.0.100-10.99.0.199 (network.dhcp.range) (line 55)",
 		},
 		"two masters": {
 			ref:  "v3-broken",
-			want: "sites/lab/site.yaml:machines: 2 masters: etcd needs an odd number of members for a quorum (1, 3 or 5) (line 30)",
+			want: "sites/lab/site.yaml:machines: 2 masters: etcd needs an odd number of members for a quorum (1, 3 or 5) (line 39)",
 		},
 		"unknown image": {
 			edits: map[string][2]string{second: {"image: testnode", "image: fcos-41"}},
@@ -248,5 +251,25 @@ func TestValidateOneSite(t *testing.T) {
 	}
 	if out, code := runCLI("validate", "--repo", ex.Dir, "--artifact-root", ex.ArtifactRoot, "--site", "atlantis"); code != 1 || !strings.Contains(out, `site "atlantis" not found`) {
 		t.Fatalf("--site atlantis: exit %d:\n%s", code, out)
+	}
+}
+
+// render shows the config as served: the reporter, its units and the
+// per-boot file, with placeholders for the boot's credentials.
+func TestRenderShowsServedConfig(t *testing.T) {
+	ex := exampleRepo(t)
+	var out, errs bytes.Buffer
+	err := run(context.Background(), []string{"render", "--repo", ex.Dir, "--artifact-root", ex.ArtifactRoot,
+		"--site", "lab", "--machine", "lab-m1", "--base-url", "http://10.99.0.1:8080"}, &out, &errs)
+	if err != nil {
+		t.Fatalf("render: %v\n%s", err, errs.String())
+	}
+	cfg := out.String()
+	for _, want := range []string{ignition.BootedUnit, ignition.HeartbeatUnit, ignition.HeartbeatTimer, "etcd-member.service",
+		`"path": "` + ignition.ReportEnvPath + `"`, `"path": "` + ignition.ReporterPath + `"`,
+		"http://10.99.0.1:8080/booted%3Fmac=", url.PathEscape(pxe.PlaceholderToken), url.PathEscape(pxe.PlaceholderHeartbeat)} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("render output lacks %s", want)
+		}
 	}
 }
