@@ -15,9 +15,10 @@ APT_PACKAGES := git ca-certificates curl gcc libc6-dev cpio socat iproute2 kmod 
 	qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static ignition \
 	openipmi ipmitool udhcpc isc-dhcp-client tftp-hpa atftp dnsmasq-base \
 	kea-dhcp4-server kea-admin prometheus chromium chromium-driver \
+	nginx iperf3 \
 	dpkg util-linux passwd
 
-.PHONY: all deps build deb image test vet demo bench bench-go bench-dhcp bench-boot fuzz lint clean
+.PHONY: all deps build deb image test vet demo bench bench-go bench-dhcp bench-boot bench-storm fuzz lint clean
 
 all: build
 
@@ -68,7 +69,7 @@ demo: deps build image
 	bin/undercloud-demo -bin $(BIN) -image $(IMAGE)
 
 ## bench: every benchmark, each printed against a baseline measured in the same run
-bench: bench-go bench-dhcp bench-boot
+bench: bench-go bench-dhcp bench-boot bench-storm
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -81,6 +82,16 @@ bench-dhcp: deps build
 bench-boot: deps build image
 	UNDERCLOUD_TESTIMAGE=$(CURDIR)/$(IMAGE) UNDERCLOUD_BIN=$(CURDIR)/$(BIN) \
 		$(GO) test -run '^$$' -bench BenchmarkBoot -benchtime 1x -timeout 30m ./testvm/
+
+## bench-storm: N simulated PXE machines powering on within 1 s (relayed DHCP,
+## iPXE scripts, kernel, initrd, Ignition, booted) against undercloud and
+## against dnsmasq + nginx serving the same bytes, 3 rounds taking turns;
+## `make bench-storm N=5000`; MIRROR=1 runs the mirror case (1 Gbit/s links,
+## two nginx caches as site mirrors by rack) instead. See bench/storm.
+N ?= 100,1000
+bench-storm: deps build
+	$(GO) build -o bin/storm ./bench/storm
+	bin/storm -bin $(BIN) -n $(N) $(if $(MIRROR),-mirror)
 
 ## bench-render: /ignition and /ipxe under 64 connections over 200 machines of
 ## a generated site, in process with the real provision core and inventory:
