@@ -15,7 +15,7 @@ import (
 // machine's script.
 func (s *server) chain(w *respWriter, r *http.Request) {
 	ip := clientIP(r.RemoteAddr)
-	ev := Event{Kind: event.IPXEChain, IP: ip, File: "boot.ipxe"}
+	ev := Event{Time: time.Now(), Kind: event.IPXEChain, IP: ip, File: "boot.ipxe"}
 	if s.Leases != nil && ip.IsValid() {
 		ev.MAC, _ = s.Leases.MACByIP(r.Context(), ip)
 	}
@@ -38,6 +38,7 @@ func (s *server) chain(w *respWriter, r *http.Request) {
 // speaks for it in callbacks. Any other gets a script without credentials,
 // and no target is decided for it (deciding may assign a version).
 func (s *server) script(w *respWriter, r *http.Request) {
+	start := time.Now() // events are stamped when the request came, not when it was answered
 	ip := clientIP(r.RemoteAddr)
 	q := r.URL.Query()
 	mac, err := parseMAC(q.Get("mac"))
@@ -78,7 +79,7 @@ func (s *server) script(w *respWriter, r *http.Request) {
 	log.Info("ipxe script served", "site", t.Site, "machine", t.Machine, "role", t.Role,
 		"version", t.Version, "action", action.String(), "boot", bootID)
 	s.record(Event{
-		Kind: event.IPXEScript, MAC: mac, IP: ip, BootID: bootID,
+		Time: start, Kind: event.IPXEScript, MAC: mac, IP: ip, BootID: bootID,
 		Site: t.Site, Machine: t.Machine, Version: t.Version, Detail: action.String(),
 	})
 	writeScript(w, text)
@@ -108,12 +109,22 @@ func writeScript(w http.ResponseWriter, text string) {
 
 // artifact serves /images/sha256/<hex>: immutable, so cacheable forever and
 // named by its own digest (ETag); http.ServeContent answers Range and
-// If-None-Match. An optional ?mac= names the machine in the event.
+// If-None-Match. An optional ?mac= names the machine in the event; without
+// it (the rootfs URL, a mirror's) the lease of the client's address does.
+//
+// The event is recorded after the transfer but stamped with the request's
+// start: the download began before the node's booted report, and under load
+// it may end after it. Stamped at its end, this step without a boot id
+// would look like the start of a later boot (inventory's nextState).
 func (s *server) artifact(w *respWriter, r *http.Request) {
+	start := time.Now()
 	ip := clientIP(r.RemoteAddr)
 	digest := r.PathValue("digest")
 	mac, _ := parseMAC(r.URL.Query().Get("mac"))
-	ev := Event{Kind: event.Artifact, MAC: mac, IP: ip, File: printable(digest)}
+	if mac == "" && s.Leases != nil && ip.IsValid() {
+		mac, _ = s.Leases.MACByIP(r.Context(), ip)
+	}
+	ev := Event{Time: start, Kind: event.Artifact, MAC: mac, IP: ip, File: printable(digest)}
 	defer func() {
 		ev.Bytes = w.bytes
 		if w.Status() >= 400 {
@@ -157,7 +168,7 @@ func (s *server) artifact(w *respWriter, r *http.Request) {
 func (s *server) firmware(w *respWriter, r *http.Request) {
 	ip := clientIP(r.RemoteAddr)
 	raw := r.PathValue("name")
-	ev := Event{Kind: event.Firmware, IP: ip, File: printable(raw)}
+	ev := Event{Time: time.Now(), Kind: event.Firmware, IP: ip, File: printable(raw)} // stamped at the start, as artifact's
 	if s.Leases != nil && ip.IsValid() {
 		ev.MAC, _ = s.Leases.MACByIP(r.Context(), ip)
 	}

@@ -69,6 +69,9 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request, deniedKind ev
 // ignition serves /ignition?mac=&version=&token=: the machine's config at
 // that version, only for the boot the token was minted for.
 func (s *server) ignition(w *respWriter, r *http.Request) {
+	// Stamped when the request came: the event is recorded after the
+	// answer, by when the node may already have reported booted.
+	start := time.Now()
 	a, ok := s.authorize(w, r, event.IgnitionDenied, "ignition")
 	if !ok {
 		return
@@ -87,7 +90,7 @@ func (s *server) ignition(w *respWriter, r *http.Request) {
 	cfg, err := s.Configs.Config(r.Context(), req)
 	if err != nil {
 		log.Error("ignition: no config", "err", err)
-		s.record(Event{Kind: event.Ignition, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Error: err.Error()})
+		s.record(Event{Time: start, Kind: event.Ignition, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Error: err.Error()})
 		bare(w, statusFor(err))
 		return
 	}
@@ -97,7 +100,7 @@ func (s *server) ignition(w *respWriter, r *http.Request) {
 	h.Set("Content-Length", strconv.Itoa(len(cfg)))
 	w.Write(cfg)
 	log.Info("ignition served", "bytes", len(cfg))
-	s.record(Event{Kind: event.Ignition, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Bytes: int64(len(cfg))})
+	s.record(Event{Time: start, Kind: event.Ignition, MAC: a.mac, IP: a.ip, BootID: a.bootID, Version: a.version, Bytes: int64(len(cfg))})
 }
 
 // callbackBody is the optional JSON body of /booted and /heartbeat.
