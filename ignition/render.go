@@ -21,13 +21,23 @@ type Input struct {
 	Bootstrapped bool
 }
 
+// UsesBootstrapped reports whether in's config depends on Bootstrapped:
+// only a master's does (its etcd flags). A cache of configs need not tell
+// the others' two apart.
+func (in Input) UsesBootstrapped() bool {
+	return in.Machine != nil && in.Machine.Role == sites.RoleMaster
+}
+
 // Render returns the machine's config as JSON in the image's spec version,
 // validated with Ignition's own parser and validate package: everything but
 // the per-boot values, which WithReport adds (Served does both). Problems it can
 // attribute to a file of the site repo (a broken snippet, an unsupported
 // spec version in images/x.yaml) are returned as a sites.Problems error with
 // File, Field and Line set; anything else is an ordinary error.
-func Render(in Input) ([]byte, error) {
+func Render(in Input) ([]byte, error) { return render(in, nil) }
+
+// render is Render, with the snippets parsed by c (nil: parsed here).
+func render(in Input, c *Snippets) ([]byte, error) {
 	if in.Release == nil || in.Release.Site == nil || in.Release.Image == nil || in.Machine == nil {
 		return nil, errors.New("render ignition: incomplete input (release, site, image and machine are required)")
 	}
@@ -49,16 +59,13 @@ func Render(in Input) ([]byte, error) {
 		if !ok {
 			continue
 		}
-		l, p := parseSnippet(sn, sp, im.Name)
-		ps = append(ps, p...)
-		layers = append(layers, l)
-		if len(p) == 0 {
-			paths, err := writtenPaths(l.cfg)
-			if err != nil {
-				return nil, fmt.Errorf("render ignition for %s: %w", m.Name, err)
-			}
-			snippetPaths = append(snippetPaths, paths...)
+		p := c.parse(sn, sp, im.Name)
+		if p.err != nil {
+			return nil, fmt.Errorf("render ignition for %s: %w", m.Name, p.err)
 		}
+		ps = append(ps, p.problems...)
+		layers = append(layers, p.layer)
+		snippetPaths = append(snippetPaths, p.paths...)
 	}
 	if len(ps) > 0 {
 		ps.Sort()
@@ -69,14 +76,9 @@ func Render(in Input) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render ignition for %s: %w", m.Name, err)
 	}
-	raw, err := json.Marshal(b)
-	if err != nil {
-		return nil, fmt.Errorf("render ignition for %s: marshal base: %w", m.Name, err)
-	}
-	cfg, rpt, err := sp.parse(raw)
-	if err != nil || failing(rpt) {
-		return nil, fmt.Errorf("render ignition for %s: generated base does not parse as %s (a bug in undercloud): %v %s", m.Name, sp.version, err, rpt)
-	}
+	// Carried up to the image's spec by Ignition's translators; validated
+	// below with the snippets merged, as served.
+	cfg := sp.up(b)
 	for i := range layers {
 		cfg, layers[i].transcript = merge.MergeStructTranscribe(cfg, layers[i].cfg)
 	}
@@ -141,8 +143,18 @@ func GatePerBoot(m *sites.Machine, version string) PerBoot {
 	}
 }
 
-// Renderer implements sites.MachineRenderer for the validation gate.
-type Renderer struct{}
+// Renderer implements sites.MachineRenderer for the validation gate. The
+// zero value renders and discards.
+type Renderer struct {
+	// Snippets, if set, parses each snippet once for all the machines.
+	Snippets *Snippets
+	// Rendered, if set, is given each config the gate rendered and found
+	// valid, as Render returns it (before the per-boot values): the
+	// server keeps them so that a machine's first request need not render
+	// its config again. It is called before the version is accepted, so
+	// it may be given configs of a version that is then refused.
+	Rendered func(in Input, out []byte)
+}
 
 // Render renders the machine as it would be served both before and after
 // its site's bootstrap, per-boot values included (placeholders), checks
@@ -150,15 +162,24 @@ type Renderer struct{}
 // accepted only if every config it can produce is valid. It also checks
 // the snippets of the other role, so a broken worker.bu is refused even in
 // a site that has no worker yet.
-func (Renderer) Render(r *sites.Release, m *sites.Machine) error {
+func (g Renderer) Render(r *sites.Release, m *sites.Machine) error {
 	for _, bootstrapped := range []bool{false, true} {
-		out, err := Served(Input{Release: r, Machine: m, Bootstrapped: bootstrapped}, GatePerBoot(m, r.Version.Commit))
+		in := Input{Release: r, Machine: m, Bootstrapped: bootstrapped}
+		rendered, err := g.Snippets.Render(in)
 		if err != nil {
 			return err
+		}
+		// What Served does, keeping Render's part.
+		out, err := WithReport(rendered, GatePerBoot(m, r.Version.Commit))
+		if err != nil {
+			return fmt.Errorf("render ignition for %s: %w", m.Name, err)
 		}
 		// Served refused an unsupported spec: the index is valid here.
 		if _, rpt, err := specs()[specIndex(r.Image.Ignition)].parse(out); err != nil || failing(rpt) {
 			return fmt.Errorf("render ignition for %s: config as served is invalid: %v %s", m.Name, err, rpt)
+		}
+		if g.Rendered != nil {
+			g.Rendered(in, rendered)
 		}
 	}
 	idx := specIndex(r.Image.Ignition)

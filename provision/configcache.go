@@ -81,6 +81,25 @@ func (c *configCache) get(k configKey, render func() (*ignition.Appender, error)
 	return e.cfg, true, e.err
 }
 
+// put keeps cfg as k's config unless k has one (or one is being
+// rendered): for configs rendered elsewhere (the gate's), which must not
+// replace one that requests already use.
+func (c *configCache) put(k configKey, cfg *ignition.Appender) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byKey[k]; ok {
+		return
+	}
+	e := &configEntry{key: k, ready: make(chan struct{}), cfg: cfg}
+	close(e.ready)
+	c.byKey[k] = c.order.PushFront(e)
+	for c.order.Len() > c.max {
+		last := c.order.Back()
+		c.order.Remove(last)
+		delete(c.byKey, last.Value.(*configEntry).key)
+	}
+}
+
 // retain drops the configs of site at versions keep does not hold: called
 // when the site's active version changes. A machine still assigned a
 // dropped version has its config rendered again once, on its next boot.

@@ -132,3 +132,45 @@ func TestFillIdentityOnce(t *testing.T) {
 		t.Errorf("row uuid %q serial %q (%v)", m.UUID, m.Serial, err)
 	}
 }
+
+// The configs the gate rendered are the ones served: kept for the site's
+// present bootstrapped state only, never rendered again on request.
+func TestGateRenderedKept(t *testing.T) {
+	c := newCore(t)
+	g := c.svc.GateRenderer()
+	for i := range c.v1.Site.Machines {
+		if err := g.Render(c.v1, &c.v1.Site.Machines[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.activate(c.v1)
+	if n, want := c.svc.cache.len(), len(c.v1.Site.Machines); n != want {
+		t.Errorf("%d configs kept, want %d (one per machine, not bootstrapped)", n, want)
+	}
+	mac, v1 := string(c.mac("lab-w1")), c.v1.Version.Commit
+	b, h := pxe.ReportURLs("http://s", mac, v1, "tok", "hb")
+	req := pxe.ConfigRequest{MAC: mac, Version: v1, BootID: "BOOTAAAA", BootedURL: b, HeartbeatURL: h}
+	got, err := c.svc.Config(c.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := configKey{site: "lab", version: v1, mac: sites.MAC(mac)}
+	if _, rendered, _ := c.svc.cache.get(k, func() (*ignition.Appender, error) { return appender(t), nil }); rendered {
+		t.Error("the gate's config was not kept: rendered on request")
+	}
+	uncached := &Service{DB: c.db, Releases: c.rels, ConfigCache: -1}
+	uncached.Activate(c.ctx, c.v1, []*sites.Release{c.v1})
+	if want, err := uncached.Config(c.ctx, req); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("the gate's config differs from one rendered on request: %v", err)
+	}
+	// Once the site is bootstrapped, a worker's config is still the same
+	// one: only masters' configs depend on it.
+	if err := c.db.MarkBootstrapped(c.ctx, "lab"); err != nil {
+		t.Fatal(err)
+	}
+	c.svc.bootstrapped.Store("lab", true)
+	n := c.svc.cache.len()
+	if again, err := c.svc.Config(c.ctx, req); err != nil || !bytes.Equal(again, got) || c.svc.cache.len() != n {
+		t.Errorf("worker after bootstrap: %d configs kept (was %d), same config %v, %v", c.svc.cache.len(), n, bytes.Equal(again, got), err)
+	}
+}

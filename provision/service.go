@@ -71,6 +71,9 @@ type Service struct {
 	// bootstrapped caches each site's bootstrapped flag: it only ever
 	// goes from false to true, and only markBootstrapped sets it.
 	bootstrapped sync.Map
+	// snippets parses each snippet of a release once for all its
+	// machines' configs (a cache miss still renders the rest).
+	snippets ignition.Snippets
 }
 
 func (s *Service) log() *slog.Logger {
@@ -216,8 +219,8 @@ func (s *Service) Config(ctx context.Context, req pxe.ConfigRequest) ([]byte, er
 	in := ignition.Input{Release: rel, Machine: m, Bootstrapped: boot}
 	var a *ignition.Appender
 	if c := s.configs(); c != nil {
-		k := configKey{site: site, version: rel.Version.Commit, mac: mac, bootstrapped: boot}
-		a, _, err = c.get(k, func() (*ignition.Appender, error) { return render(in) })
+		k := configKey{site: site, version: rel.Version.Commit, mac: mac, bootstrapped: boot && in.UsesBootstrapped()}
+		a, _, err = c.get(k, func() (*ignition.Appender, error) { return renderWith(&s.snippets, in) })
 	} else {
 		a, err = render(in)
 	}
@@ -229,6 +232,46 @@ func (s *Service) Config(ctx context.Context, req pxe.ConfigRequest) ([]byte, er
 		s.Metrics.IgnitionRendered(err == nil)
 	}
 	return out, err
+}
+
+// GateRenderer is the validation gate's renderer for this Service: it
+// shares the Service's parsed snippets, and the configs it renders and
+// finds valid are kept for the machines' requests (see rendered), so a
+// version's configs are rendered once, by the gate, rather than again on
+// each machine's first boot -- all at once in a power-on storm.
+func (s *Service) GateRenderer() ignition.Renderer {
+	return ignition.Renderer{Snippets: &s.snippets, Rendered: s.rendered}
+}
+
+// rendered keeps a config the gate rendered and validated. A master's is
+// kept if it is for the site's present bootstrapped state (the other is
+// rendered when asked: keeping both would halve the machines the cache
+// holds); any other machine's config is the same in both states.
+func (s *Service) rendered(in ignition.Input, out []byte) {
+	c := s.configs()
+	if c == nil || in.Release == nil || in.Release.Site == nil || in.Machine == nil {
+		return
+	}
+	site := in.Release.Site.Name
+	boot := false
+	if in.UsesBootstrapped() {
+		var err error
+		boot, err = s.siteBootstrapped(context.Background(), site)
+		switch {
+		case errors.Is(err, inventory.ErrNotFound):
+			boot = false // a new site, recorded when the version is activated
+		case err != nil:
+			return
+		}
+	}
+	if boot != in.Bootstrapped {
+		return
+	}
+	a, err := ignition.NewAppender(out)
+	if err != nil {
+		return // rendered again when asked, and the error reported there
+	}
+	c.put(configKey{site: site, version: in.Release.Version.Commit, mac: in.Machine.MAC, bootstrapped: boot}, a)
 }
 
 // siteBootstrapped reads a site's bootstrapped flag, from the inventory
@@ -281,6 +324,16 @@ func render(in ignition.Input) (*ignition.Appender, error) {
 	return ignition.NewAppender(out)
 }
 
+// renderWith is render with the snippets parsed once in sn, for the many
+// machines of a release.
+func renderWith(sn *ignition.Snippets, in ignition.Input) (*ignition.Appender, error) {
+	out, err := sn.Render(in)
+	if err != nil {
+		return nil, err
+	}
+	return ignition.NewAppender(out)
+}
+
 // withBoot adds a boot's values to a rendered config.
 func withBoot(rendered *ignition.Appender, req pxe.ConfigRequest) ([]byte, error) {
 	out, err := rendered.WithReport(perBoot(req))
@@ -326,6 +379,9 @@ func (s *Service) Booted(ctx context.Context, r pxe.BootReport) error {
 }
 
 func (s *Service) markBootstrapped(ctx context.Context, site string) error {
+	if v, ok := s.bootstrapped.Load(site); ok && v.(bool) {
+		return nil // it never goes back: no need to read the inventory on every report
+	}
 	st, err := s.DB.Site(ctx, site)
 	if err != nil || st.Bootstrapped {
 		return err

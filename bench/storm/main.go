@@ -12,7 +12,7 @@
 // runs as `storm gen` inside the machines' namespace, where every address of
 // the relay subnet is local, so each machine speaks from its own address.
 //
-// Usage: storm -bin bin/undercloud [-n 100,1000] [-rounds 3] [-ramp 1s] [-conns 512] [-mirror]
+// Usage: storm -bin bin/undercloud [-n 100,1000] [-rounds 3] [-ramp 1s] [-conns 512] [-mirror] [-cpuprofile DIR]
 package main
 
 import (
@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&o.LinkRate, "link-rate", "1gbit", "tc rate of the server's and each mirror's link in the mirror case")
 	fs.BoolVar(&o.FillFirst, "fill-first", true, "mirror case: the caches' fills go first on the server's link (a prio qdisc), not in a fair share with every machine's download")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory (logs, repo, inventories)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write CPU profiles of undercloud during each of its storms into this directory (taken through its /debug/pprof, back to back, "+fmt.Sprint(profileChunk)+" s each; go tool pprof merges them)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -120,6 +121,7 @@ type options struct {
 	LinkRate                        string
 	FillFirst                       bool
 	Keep                            bool
+	CPUProfile                      string   // a directory, or empty
 	Gen                             []string // the command that runs the load generator; it reads genConfig on stdin
 	GenEnv                          []string
 }

@@ -145,11 +145,25 @@ func (r *runEnv) undercloudRound(ctx context.Context, ms []machineSpec, name str
 	if err != nil {
 		return roundResult{}, err
 	}
+	var prof *profiler
+	if r.CPUProfile != "" {
+		prof = startProfiler(ctx, s, r.CPUProfile, name)
+	}
 	g, err := r.generate(ctx, ms)
 	if err != nil {
 		return roundResult{}, err
 	}
 	cpu1, err := cpuSeconds(s.Pid())
+	if prof != nil {
+		// After the CPU reading: the last chunk's profiling is no storm.
+		files, perr := prof.stop()
+		if perr != nil {
+			fmt.Fprintf(r.log, "bench-storm: %s: %v\n", name, perr)
+		}
+		if len(files) > 0 {
+			fmt.Fprintf(r.log, "bench-storm: %s: CPU profiles: go tool pprof -top %s %s\n", name, r.bin, filepath.Join(r.CPUProfile, name+"-*.pb.gz"))
+		}
+	}
 	if err != nil {
 		return roundResult{}, fmt.Errorf("undercloud died during the storm: %w\n%s", err, s.tail(3000))
 	}

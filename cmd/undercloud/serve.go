@@ -105,6 +105,8 @@ func newServer(ctx context.Context, cfg *serveConfig, sec *secrets.Secrets, log 
 	s.engine = &rebuild.Engine{Store: db, Sites: s.tracker, Log: log,
 		Power: powerFactory{secrets: sec, db: db, log: log}.driver, Changed: s.countOutcome}
 	s.core = &provision.Service{DB: db, Releases: s.tracker, Rebuilds: s.engine, Metrics: s.metrics, Log: log}
+	// The gate renders every machine's config anyway: the core keeps them.
+	s.tracker.Gate.Renderer = s.core.GateRenderer()
 	// The engine follows rebuilds from the stored boot steps: it is told
 	// of them once they are committed.
 	db.Stored = func(macs []sites.MAC) {
