@@ -16,7 +16,8 @@ APT_PACKAGES := git ca-certificates curl gcc libc6-dev cpio socat iproute2 kmod 
 	openipmi ipmitool udhcpc isc-dhcp-client tftp-hpa atftp dnsmasq-base \
 	kea-dhcp4-server kea-admin prometheus chromium chromium-driver \
 	nginx iperf3 \
-	dpkg util-linux passwd
+	dpkg util-linux passwd mmdebstrap squashfs-tools syslinux syslinux-common mtools \
+	dosfstools fdisk
 
 .PHONY: all deps build deb image test vet demo bench bench-go bench-dhcp bench-boot bench-storm fuzz lint clean
 
@@ -44,7 +45,9 @@ deb:
 	$(GO) build -ldflags "-X main.version=$(DEB_VERSION)" -o build/deb/undercloud ./cmd/undercloud
 	packaging/build-deb.sh build/deb/undercloud $(DEB_VERSION) build/deb
 
-## image: the test node image (kernel + initrd with busybox and the real Ignition)
+## image: the test node image: a Debian 12 live system (kernel, initramfs with the
+## real Ignition, squashfs root with systemd) and its install image; cached in
+## /var/cache/undercloud/testimage by a hash of its inputs (testvm/image/build.sh)
 image: deps
 	testvm/image/build.sh $(IMAGE)
 

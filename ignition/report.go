@@ -260,7 +260,8 @@ case $code in
 	;;
 esac
 if [ "$kind" = booted ] && [ -n "$boot" ]; then
-	mkdir -p "${stamp%/*}" && printf '%s\n' "$boot" >"$stamp"
+	# On disk: a reset right after must not report this boot again.
+	mkdir -p "${stamp%/*}" && printf '%s\n' "$boot" >"$stamp" && sync "$stamp"
 fi
 echo "undercloud-report: $kind reported, digest $digest"
 `

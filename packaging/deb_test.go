@@ -63,7 +63,8 @@ func TestDebPackage(t *testing.T) {
 	// read.
 	arts := filepath.Join(root, "var/lib/undercloud/artifacts")
 	kernel, initrd := filepath.Join(arts, "vmlinuz"), filepath.Join(arts, "initrd.img")
-	for _, f := range []string{kernel, initrd} {
+	rootfs, disk := filepath.Join(arts, "rootfs.img"), filepath.Join(arts, "disk.img.gz")
+	for _, f := range []string{kernel, initrd, rootfs, disk} {
 		if err := os.WriteFile(f, []byte("placeholder "+filepath.Base(f)+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +76,7 @@ func TestDebPackage(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte(secretText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	repo, err := siterepo.Build(filepath.Join(work, "site-repo"), siterepo.Options{Kernel: kernel, Initrd: initrd, ArtifactRoot: arts})
+	repo, err := siterepo.Build(filepath.Join(work, "site-repo"), siterepo.Options{Kernel: kernel, Initrd: initrd, Rootfs: rootfs, Disk: disk, ArtifactRoot: arts})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,9 @@ import (
 // AccelEnv overrides Options.Accel: "tcg", "kvm" or "auto".
 const AccelEnv = "UNDERCLOUD_TESTVM_ACCEL"
 
-// probeMarker is what the test image's /init prints when booted with
-// undercloud.probe.
-const probeMarker = MarkerPrefix + "probe ok"
+// probeMarker is what the kernel prints (at loglevel 7) when it starts the
+// initramfs's /init: the guest reached userspace.
+const probeMarker = "Run /init as init process"
 
 // accelerator decides once per lab between KVM and TCG.
 func (l *Lab) accelerator(ctx context.Context) (string, error) {
@@ -90,7 +90,7 @@ func (l *Lab) probeImage() (Image, error) {
 }
 
 // probeKVM boots the test image's kernel directly under KVM and waits for
-// its /init to report.
+// kernel to start its /init.
 func probeKVM(ctx context.Context, img Image, timeout time.Duration) error {
 	qemu, err := lookTool("qemu-system-x86_64")
 	if err != nil {
@@ -103,7 +103,7 @@ func probeKVM(ctx context.Context, img Image, timeout time.Duration) error {
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-chardev", "stdio,id=con0,signal=off", "-serial", "chardev:con0",
 		"-kernel", img.Kernel, "-initrd", img.Initrd,
-		"-append", "console=ttyS0 quiet undercloud.probe")
+		"-append", "console=ttyS0 loglevel=7")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err

@@ -15,20 +15,27 @@ import (
 	"sync"
 	"text/template"
 	"time"
+
+	"github.com/undercloud/undercloud/ignition"
 )
 
 // BaselineConfig configures a [Baseline] server.
 type BaselineConfig struct {
 	// Image is the test image to serve; required.
 	Image Image
-	// Ignition is the config served at /ignition to every machine; required.
+	// Ignition is the config served at /ignition?mac=M; required. When it
+	// writes ignition.ReportEnvPath (`undercloud render` output does, with
+	// placeholders), that file is replaced per machine by one naming this
+	// server's /booted and /heartbeat with the machine's MAC, as a static
+	// server holding one pre-rendered file per machine would serve it.
 	Ignition []byte
-	// Version is passed to machines as undercloud.version; default "baseline".
+	// Version names the config in its booted URLs; default "baseline".
 	Version string
 	// Port is the HTTP port on the lab's ServerAddr; default 8080.
 	Port int
-	// KernelArgs go before the undercloud arguments; default
-	// "console=ttyS0 quiet".
+	// KernelArgs go before the root and config URLs; default
+	// "console=ttyS0 systemd.show_status=1 systemd.status_unit_format=name quiet"
+	// (status lines name units, so they are never cut to the console width).
 	KernelArgs string
 	// Hosts are the first and last host numbers of the DHCP range in the lab
 	// subnet; default 100 and 199.
@@ -41,6 +48,8 @@ type BootedPost struct {
 	Time time.Time
 	// MAC and Version are the query parameters the machine sent back.
 	MAC, Version string
+	// Agent is the request's User-Agent.
+	Agent string
 	// Body is the decoded JSON body.
 	Body BootedBody
 	// Raw is the body as received.
@@ -49,8 +58,9 @@ type BootedPost struct {
 
 // Baseline is the comparison server of `make bench-boot`: dnsmasq for DHCP
 // and TFTP (no ping probe, 175.176=1 for iPXE) and a Go HTTP server inside the
-// lab serving boot.ipxe, the test image, one static Ignition config and
-// accepting the booted POST. It is what the real server must match.
+// lab serving boot.ipxe, the test image (kernel, initramfs, root), a static
+// Ignition config per machine and accepting the booted POST of the config's
+// unit. It is what the real server must match.
 type Baseline struct {
 	// URL is the HTTP server's base, e.g. http://10.99.0.1:8080.
 	URL string
@@ -65,11 +75,11 @@ type Baseline struct {
 	notify chan struct{} // closed and replaced on every POST
 }
 
-// bootScript chains straight to the kernel: the MAC goes into the callback
-// URLs so the server can tell machines apart without a database.
+// bootScript chains straight to the kernel: the MAC goes into the config
+// URL so the server can tell machines apart without a database.
 var bootScript = template.Must(template.New("boot.ipxe").Option("missingkey=error").Parse(`#!ipxe
 echo undercloud baseline: ${net0/mac} ${net0/ip} ${platform}
-kernel {{.URL}}/vmlinuz initrd=initrd.img {{.Args}} ignition.config.url={{.URL}}/ignition?mac=${net0/mac} undercloud.booted={{.URL}}/booted?mac=${net0/mac}&version={{.Version}} undercloud.version={{.Version}}
+kernel {{.URL}}/vmlinuz initrd=initrd.img {{.Args}} coreos.live.rootfs_url={{.URL}}/images/sha256/{{.Rootfs}} ignition.config.url={{.URL}}/ignition?mac=${net0/mac}
 initrd --name initrd.img {{.URL}}/initrd.img
 boot
 `))
@@ -87,7 +97,7 @@ func StartBaseline(ctx context.Context, lab *Lab, cfg BaselineConfig) (*Baseline
 		cfg.Port = 8080
 	}
 	if cfg.KernelArgs == "" {
-		cfg.KernelArgs = "console=ttyS0 quiet"
+		cfg.KernelArgs = "console=ttyS0 systemd.show_status=1 systemd.status_unit_format=name quiet"
 	}
 	if cfg.Hosts == [2]int{} {
 		cfg.Hosts = [2]int{100, 199}
@@ -182,7 +192,7 @@ func (b *Baseline) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /boot.ipxe", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
-		_ = bootScript.Execute(w, map[string]string{"URL": b.URL, "Args": b.cfg.KernelArgs, "Version": b.cfg.Version})
+		_ = bootScript.Execute(w, map[string]string{"URL": b.URL, "Args": b.cfg.KernelArgs, "Rootfs": b.cfg.Image.RootfsSHA256})
 	})
 	mux.HandleFunc("GET /vmlinuz", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, b.cfg.Image.Kernel)
@@ -190,12 +200,68 @@ func (b *Baseline) handler() http.Handler {
 	mux.HandleFunc("GET /initrd.img", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, b.cfg.Image.Initrd)
 	})
+	mux.HandleFunc("GET /images/sha256/"+b.cfg.Image.RootfsSHA256, func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, b.cfg.Image.Rootfs)
+	})
 	mux.HandleFunc("GET /ignition", func(w http.ResponseWriter, r *http.Request) {
+		mac, err := net.ParseMAC(r.URL.Query().Get("mac"))
+		if err != nil {
+			http.Error(w, "mac", http.StatusBadRequest)
+			return
+		}
+		q := "?mac=" + mac.String() + "&version=" + b.cfg.Version
+		cfg, err := withReportEnv(b.cfg.Ignition, ignition.PerBoot{
+			BootID: "baseline", BootedURL: b.URL + "/booted" + q, HeartbeatURL: b.URL + "/heartbeat" + q})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(b.cfg.Ignition)
+		_, _ = w.Write(cfg)
 	})
 	mux.HandleFunc("POST /booted", b.booted)
+	mux.HandleFunc("POST /heartbeat", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
+		w.WriteHeader(http.StatusNoContent)
+	})
 	return mux
+}
+
+// withReportEnv returns cfg with the storage file ignition.ReportEnvPath,
+// if it has one, replaced by pb's values.
+func withReportEnv(cfg []byte, pb ignition.PerBoot) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(cfg, &top); err != nil {
+		return nil, fmt.Errorf("baseline config: %w", err)
+	}
+	var storage map[string]json.RawMessage
+	var files []map[string]any
+	if raw, ok := top["storage"]; ok {
+		if err := json.Unmarshal(raw, &storage); err != nil {
+			return nil, fmt.Errorf("baseline config storage: %w", err)
+		}
+		if raw, ok := storage["files"]; ok {
+			if err := json.Unmarshal(raw, &files); err != nil {
+				return nil, fmt.Errorf("baseline config storage.files: %w", err)
+			}
+		}
+	}
+	kept := files[:0]
+	for _, f := range files {
+		if f["path"] != ignition.ReportEnvPath {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) == len(files) {
+		return cfg, nil
+	}
+	storage["files"], _ = json.Marshal(kept)
+	top["storage"], _ = json.Marshal(storage)
+	stripped, err := json.Marshal(top)
+	if err != nil {
+		return nil, err
+	}
+	return ignition.WithReport(stripped, pb)
 }
 
 // booted records the node's callback.
@@ -205,7 +271,8 @@ func (b *Baseline) booted(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
-	p := BootedPost{Time: time.Now(), MAC: r.URL.Query().Get("mac"), Version: r.URL.Query().Get("version"), Raw: raw}
+	p := BootedPost{Time: time.Now(), MAC: r.URL.Query().Get("mac"), Version: r.URL.Query().Get("version"),
+		Agent: r.UserAgent(), Raw: raw}
 	if err := json.Unmarshal(raw, &p.Body); err != nil {
 		http.Error(w, "body: "+err.Error(), http.StatusBadRequest)
 		return

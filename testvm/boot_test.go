@@ -2,70 +2,40 @@ package testvm_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/netip"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/undercloud/undercloud/ignition"
 	"github.com/undercloud/undercloud/testvm"
 )
 
-// The static spec 3.3.0 config the baseline serves, and what the real
-// Ignition must write from it.
+// The machine whose `undercloud render` output the baseline serves, and
+// the version its booted URL names.
 const (
-	sshKey  = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxhYiBrZXkgZm9yIHVuZGVyY2xvdWQgdGVzdHM lab@undercloud"
-	unit    = "[Unit]\nDescription=undercloud lab unit\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"
-	version = "v-lab"
+	baseMachine = "lab-w1"
+	version     = "v-lab"
 )
 
-// ignitionConfig is the config, built from typed values so the expectations
-// below cannot drift from it.
-func ignitionConfig(t *testing.T) []byte {
-	t.Helper()
-	file := func(path, data string) map[string]any {
-		return map[string]any{"path": path, "mode": 0o644, "overwrite": true,
-			"contents": map[string]any{"source": "data:," + url.PathEscape(data)}}
-	}
-	b, err := json.Marshal(map[string]any{
-		"ignition": map[string]any{"version": "3.3.0"},
-		"passwd":   map[string]any{"users": []any{map[string]any{"name": "core", "sshAuthorizedKeys": []string{sshKey}}}},
-		"storage":  map[string]any{"files": []any{file("/etc/hostname", "node-1\n"), file("/etc/undercloud/role", "worker\n")}},
-		"systemd":  map[string]any{"units": []any{map[string]any{"name": "lab.service", "enabled": true, "contents": unit}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// wantFiles is every file Ignition 2.14 writes for ignitionConfig, with its
-// sha256: the two files, the unit, its preset and core's key fragment.
-func wantFiles() map[string]string {
-	return map[string]string{
-		"/etc/hostname":                                 testvm.SHA256Hex([]byte("node-1\n")),
-		"/etc/undercloud/role":                          testvm.SHA256Hex([]byte("worker\n")),
-		"/etc/systemd/system/lab.service":               testvm.SHA256Hex([]byte(unit)),
-		"/etc/systemd/system-preset/20-ignition.preset": testvm.SHA256Hex([]byte("enable lab.service\n")),
-		"/home/core/.ssh/authorized_keys.d/ignition":    testvm.SHA256Hex([]byte(sshKey + "\n")),
-	}
-}
-
-// TestBaselineBoot PXE-boots the test image against the baseline server with
-// BIOS and UEFI, checks what the real Ignition wrote (serial markers and the
-// booted POST) and boots the BIOS VM a second time with a QMP reset.
+// TestBaselineBoot PXE-boots the real OS of the test image against the
+// baseline server (dnsmasq + static HTTP) with BIOS and UEFI, serving the
+// `undercloud render` output of a lab machine: systemd must run the config's
+// booted unit, whose POST must list what the real Ignition wrote. The BIOS VM
+// boots a second time with a QMP reset.
 func TestBaselineBoot(t *testing.T) {
 	t.Parallel()
 	img := image(t)
+	repo := exampleRepo(t)
+	cfg := renderConfig(t, repo, "v1", "lab", baseMachine, false)
+	want := renderedFiles(t, repo, "v1", "lab", baseMachine, false)
+	delete(want, ignition.ReportEnvPath)
 	lab := testvm.NewTestLab(t, testvm.Options{Subnet: netip.MustParsePrefix("10.99.1.0/24")})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel() // parallel subtests run after this function returns: they make their own
-	base, err := testvm.StartBaseline(ctx, lab, testvm.BaselineConfig{
-		Image: img, Ignition: ignitionConfig(t), Version: version,
-	})
+	base, err := testvm.StartBaseline(ctx, lab, testvm.BaselineConfig{Image: img, Ignition: cfg, Version: version})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,15 +60,16 @@ func TestBaselineBoot(t *testing.T) {
 						t.Fatalf("reset: %v", err)
 					}
 				}
-				checkBoot(ctx, t, lab, base, vm, boot)
+				checkBoot(ctx, t, lab, base, vm, boot, want)
 			}
 		})
 	}
 }
 
-// checkBoot follows one boot of vm to its booted POST and checks both the
-// serial markers and the POST against wantFiles.
-func checkBoot(ctx context.Context, t *testing.T, lab *testvm.Lab, base *testvm.Baseline, vm *testvm.VM, boot int) {
+// checkBoot follows one boot of vm to its booted POST: the initramfs's
+// lease and Ignition, systemd's multi-user.target and the served unit's POST,
+// whose files must be want's (path -> content).
+func checkBoot(ctx context.Context, t *testing.T, lab *testvm.Lab, base *testvm.Baseline, vm *testvm.VM, boot int, want map[string]string) {
 	t.Helper()
 	poweredOn := vm.BootStarted()
 	wait := func(substr string) testvm.Line {
@@ -111,44 +82,38 @@ func checkBoot(ctx context.Context, t *testing.T, lab *testvm.Lab, base *testvm.
 	}
 	initLine := wait(testvm.MarkInit)
 	lease := wait(testvm.MarkLease)
-	wait(testvm.MarkFetchOK)
 	wait(testvm.MarkFilesOK)
-	wait(testvm.MarkHostname + "node-1")
-	posted := wait(testvm.MarkBootedPosted + version)
-	done := wait(testvm.MarkDone)
-	t.Logf("%v boot %d: power-on → booted posted %.1fs (kernel /init at %.1fs, lease at %.1fs)", vm, boot,
-		posted.Time.Sub(poweredOn).Seconds(), initLine.Time.Sub(poweredOn).Seconds(), lease.Time.Sub(poweredOn).Seconds())
+	switched := wait(testvm.MarkSwitchRoot)
+	posted := wait(testvm.MarkBootedUnit)
+	wait(testvm.MarkMultiUser)
+	t.Logf("%v boot %d: power-on → booted unit %.1fs (initramfs at %.1fs, lease at %.1fs, switch_root at %.1fs)", vm, boot,
+		posted.Time.Sub(poweredOn).Seconds(), initLine.Time.Sub(poweredOn).Seconds(),
+		lease.Time.Sub(poweredOn).Seconds(), switched.Time.Sub(poweredOn).Seconds())
 
 	ip := strings.Fields(strings.SplitN(lease.Text, testvm.MarkLease, 2)[1])[0]
 	if a, err := netip.ParseAddr(ip); err != nil || !lab.Subnet.Contains(a) {
 		t.Errorf("boot %d: lease %q not in %s", boot, ip, lab.Subnet)
 	}
-	var thisBoot []testvm.Line
-	for _, l := range vm.Console.Lines() {
-		if !l.Time.Before(initLine.Time) && !l.Time.After(done.Time) {
-			thisBoot = append(thisBoot, l)
-		}
-	}
-	if diff := cmp.Diff(wantFiles(), testvm.WrittenFiles(thisBoot)); diff != "" {
-		t.Errorf("boot %d: wrote markers (-want +got):\n%s", boot, diff)
-	}
-
 	post, err := base.WaitPost(ctx, vm.MAC, boot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if post.Version != version {
-		t.Errorf("boot %d: POST version %q, want %q", boot, post.Version, version)
+	if post.Version != version || !strings.HasPrefix(post.Agent, ignition.ReportAgent) {
+		t.Errorf("boot %d: POST version %q by %q, want %q by %s", boot, post.Version, post.Agent, version, ignition.ReportAgent)
 	}
-	want := testvm.BootedBody{Digest: testvm.FilesDigest(wantFiles()), Hostname: "node-1", Files: wantFiles()}
-	if diff := cmp.Diff(want, post.Body); diff != "" {
+	files := map[string]string{}
+	for p, c := range want {
+		files[p] = testvm.SHA256Hex([]byte(c))
+	}
+	body := testvm.BootedBody{Digest: testvm.FilesDigest(files), Hostname: baseMachine, Files: files}
+	if diff := cmp.Diff(body, post.Body); diff != "" {
 		t.Errorf("boot %d: booted POST body (-want +got):\n%s\nraw: %s", boot, diff, post.Raw)
 	}
 }
 
 // TestIgnitionRejects serves a spec 3.4.0 config, which Debian's Ignition
-// 2.14 does not speak: the image must say so on the console with Ignition's
-// own error, post nothing and idle.
+// 2.14 does not speak: the initramfs must say so on the console with
+// Ignition's own error, never start the OS and post nothing.
 func TestIgnitionRejects(t *testing.T) {
 	t.Parallel()
 	img := image(t)
@@ -162,13 +127,13 @@ func TestIgnitionRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm := lab.StartTestVM(t, testvm.VMConfig{MAC: testvm.MAC(6)})
-	for _, m := range []string{testvm.MarkFetchFailed, "unsupported config version", testvm.MarkIdle} {
+	for _, m := range []string{"unsupported config version", testvm.MarkFetchFailed} {
 		if _, err := vm.WaitFor(ctx, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := vm.Console.Count(testvm.MarkFilesOK) + vm.Console.Count(testvm.MarkBootedPosted); n != 0 {
-		t.Errorf("%d success markers after a failed fetch", n)
+	if n := vm.Console.Count(testvm.MarkFilesOK) + vm.Console.Count(testvm.MarkSwitchRoot); n != 0 {
+		t.Errorf("%d lines of a boot going on after a failed fetch", n)
 	}
 	if posts := base.Posts(); len(posts) != 0 {
 		t.Errorf("booted POSTs after a failed fetch: %+v", posts)

@@ -19,7 +19,9 @@ var errConsoleClosed = errors.New("console closed")
 type Line struct {
 	// Time is when the line's newline arrived.
 	Time time.Time
-	// Text is the line without its line ending; firmware escape codes stay.
+	// Text is the line without its line ending and without terminal
+	// escape sequences (systemd colours its status lines; firmware clears
+	// the screen), so tests match what a person reads.
 	Text string
 }
 
@@ -52,7 +54,7 @@ func (c *Console) read(r io.Reader, log *os.File) {
 	for {
 		s, err := br.ReadString('\n')
 		if s != "" && (err == nil || err == io.EOF) {
-			text := strings.TrimRight(s, "\r\n")
+			text := stripEscapes(strings.TrimRight(s, "\r\n"))
 			now := time.Now()
 			fmt.Fprintf(log, "%8.3f %s\n", now.Sub(c.start).Seconds(), text)
 			c.mu.Lock()
@@ -142,4 +144,29 @@ func (c *Console) waitFor(ctx context.Context, substr string, fail func() error)
 		case <-time.After(250 * time.Millisecond): // re-check fail()
 		}
 	}
+}
+
+// stripEscapes removes ANSI escape sequences: CSI (ESC [ ... final byte in
+// @-~) and two-byte ESC sequences.
+func stripEscapes(s string) string {
+	if !strings.ContainsRune(s, 0x1b) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != 0x1b {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '[' {
+			j := i + 2
+			for j < len(s) && (s[j] < 0x40 || s[j] > 0x7e) {
+				j++
+			}
+			i = j
+			continue
+		}
+		i++ // ESC and the byte after it
+	}
+	return b.String()
 }

@@ -18,30 +18,29 @@
 //
 // # The test node image
 //
-// testvm/image/build.sh builds a kernel and an initrd from Debian packages
-// ([BuildImage]). Its /init gets a DHCP lease, runs Debian's real Ignition
-// binary (fetch, then files, into a tmpfs root), POSTs what Ignition wrote to
-// the undercloud.booted URL and idles. It prints these serial markers (matched
-// as substrings; see docs/boot-flow.md):
+// testvm/image/build.sh builds a real Debian 12 system from Debian's
+// archive ([BuildImage]), PXE-booted the way Fedora CoreOS's live images
+// are: a kernel, an initramfs and a squashfs root (mmdebstrap: systemd,
+// curl, etcd-server, etcd-client), plus an install image
+// for disks. The initramfs's /init is generic: DHCP, the root fetched from
+// coreos.live.rootfs_url and checked against the digest in its URL, an
+// overlay over it, Debian's real Ignition (fetch, then files) against that
+// root, then switch_root to systemd as PID 1, which runs what Ignition
+// wrote. With coreos.inst.install_dev it writes the disk image named by
+// coreos.inst.image_url to the disk first and boots from what it wrote;
+// later boots from that disk (live.disk=) skip Ignition. It knows nothing of
+// undercloud: a machine reports back only because the served config carries
+// undercloud-booted.service and the heartbeat timer (ignition/report.go).
 //
-//	UNDERCLOUD-TESTVM: init uptime=<s>
-//	UNDERCLOUD-TESTVM: lease <ip> mac=<mac>        (or: lease failed mac=<mac>)
-//	UNDERCLOUD-TESTVM: ignition fetch ok           (or: ignition fetch failed + Ignition's log)
-//	UNDERCLOUD-TESTVM: ignition files ok           (or: ignition files failed + Ignition's log)
-//	UNDERCLOUD-TESTVM: wrote <path> sha256=<hex>   one per regular file written
-//	UNDERCLOUD-TESTVM: hostname=<first line of /etc/hostname>
-//	UNDERCLOUD-TESTVM: booted posted version=<V>   (or: booted post failed)
-//	UNDERCLOUD-TESTVM: done
-//	UNDERCLOUD-TESTVM: idle                        after done and after any failure
-//
-// "Written" means every regular file under the Ignition root after the files
-// stage except /etc/.ignition-result.json (it holds timestamps) and the seed
-// files (/etc/passwd, group, shadow, gshadow, /etc/selinux/config) when
-// unchanged. The POST body is
-//
-//	{"digest":"<hex>","hostname":"<h>","files":{"<path>":"<sha256 hex>",...}}
-//
-// where digest is [FilesDigest] of files.
+// What the harness reads on the serial console (see [MarkInit] and the
+// other marks; matched as substrings, colour codes removed): the
+// initramfs's "live-init: ..." lines, then systemd's status lines
+// (systemd.show_status=1) such as "Finished undercloud-booted.service" and
+// "Reached target multi-user.target", and the journal where the served
+// config forwards it there (the lab site's common snippet does). What the
+// machine's Ignition wrote is not read from the console: the booted report
+// in the inventory lists every file with its sha256, and tests compare it
+// with `undercloud render`.
 //
 // The image's Ignition is Debian's ignition 2.14 package (config spec <= 3.3.0):
 // it comes with apt like the kernel, needs no cgo build, and the example site

@@ -49,6 +49,6 @@ func demo(ctx context.Context) error {
 	if _, err := bmc.IPMITool(ctx, "chassis", "power", "on"); err != nil {
 		return err
 	}
-	_, err = vm.WaitFor(ctx, testvm.MarkBootedPosted)
+	_, err = vm.WaitFor(ctx, testvm.MarkBootedUnit)
 	return err
 }

@@ -18,14 +18,18 @@ const ImageEnv = "UNDERCLOUD_TESTIMAGE"
 // modulePath identifies the repository root by its go.mod.
 const modulePath = "github.com/undercloud/undercloud"
 
-// Image is a built test node image.
+// Image is a built test node image: a Debian live system PXE-booted the way
+// Fedora CoreOS's live images are (testvm/image/build.sh).
 type Image struct {
 	// Dir holds the files below plus SHA256SUMS and MANIFEST.
 	Dir string
-	// Kernel and Initrd are the paths of vmlinuz and initrd.img.
-	Kernel, Initrd string
-	// KernelSHA256 and InitrdSHA256 are their hex digests, from SHA256SUMS.
-	KernelSHA256, InitrdSHA256 string
+	// Kernel and Initrd are the paths of vmlinuz and initrd.img; Rootfs is
+	// rootfs.img, the squashfs root the initramfs fetches by
+	// coreos.live.rootfs_url; Disk is disk.img.gz, the install image
+	// written to the disk by coreos.inst.image_url.
+	Kernel, Initrd, Rootfs, Disk string
+	// The hex digests of the files above, from SHA256SUMS.
+	KernelSHA256, InitrdSHA256, RootfsSHA256, DiskSHA256 string
 }
 
 // RepoRoot finds the undercloud checkout: the first directory upwards from
@@ -91,7 +95,8 @@ func BuildImage(ctx context.Context, dir string) (Image, error) {
 // LoadImage reads an image directory built earlier and checks its files are
 // there; digests come from its SHA256SUMS.
 func LoadImage(dir string) (Image, error) {
-	img := Image{Dir: dir, Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img")}
+	img := Image{Dir: dir, Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"),
+		Rootfs: filepath.Join(dir, "rootfs.img"), Disk: filepath.Join(dir, "disk.img.gz")}
 	f, err := os.Open(filepath.Join(dir, "SHA256SUMS"))
 	if err != nil {
 		return Image{}, fmt.Errorf("test image in %s: %w (build it with testvm/image/build.sh)", dir, err)
@@ -108,18 +113,22 @@ func LoadImage(dir string) (Image, error) {
 			img.KernelSHA256 = sum
 		case "initrd.img":
 			img.InitrdSHA256 = sum
+		case "rootfs.img":
+			img.RootfsSHA256 = sum
+		case "disk.img.gz":
+			img.DiskSHA256 = sum
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return Image{}, fmt.Errorf("read %s/SHA256SUMS: %w", dir, err)
 	}
-	for _, p := range []string{img.Kernel, img.Initrd} {
+	for _, p := range []string{img.Kernel, img.Initrd, img.Rootfs, img.Disk} {
 		if _, err := os.Stat(p); err != nil {
 			return Image{}, fmt.Errorf("test image: %w", err)
 		}
 	}
-	if img.KernelSHA256 == "" || img.InitrdSHA256 == "" {
-		return Image{}, fmt.Errorf("test image in %s: SHA256SUMS lacks vmlinuz or initrd.img", dir)
+	if img.KernelSHA256 == "" || img.InitrdSHA256 == "" || img.RootfsSHA256 == "" || img.DiskSHA256 == "" {
+		return Image{}, fmt.Errorf("test image in %s: SHA256SUMS lacks vmlinuz, initrd.img, rootfs.img or disk.img.gz (rebuild it with testvm/image/build.sh)", dir)
 	}
 	return img, nil
 }

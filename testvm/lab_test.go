@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/undercloud/undercloud/testvm"
@@ -147,19 +146,6 @@ func TestFilesDigest(t *testing.T) {
 				t.Errorf("FilesDigest = %s, want %s", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestWrittenFiles(t *testing.T) {
-	lines := []testvm.Line{
-		{Text: "UNDERCLOUD-TESTVM: init uptime=2.1"},
-		{Text: "\x1b[2JUNDERCLOUD-TESTVM: wrote /etc/hostname sha256=aa11"},
-		{Text: "UNDERCLOUD-TESTVM: wrote /etc/a b sha256=bb22\r"},
-		{Text: "UNDERCLOUD-TESTVM: hostname=node-1"},
-	}
-	want := map[string]string{"/etc/hostname": "aa11", "/etc/a b": "bb22"}
-	if diff := cmp.Diff(want, testvm.WrittenFiles(lines)); diff != "" {
-		t.Errorf("WrittenFiles (-want +got):\n%s", diff)
 	}
 }
 

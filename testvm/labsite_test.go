@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/undercloud/undercloud/ignition"
 	"github.com/undercloud/undercloud/testvm"
 )
 
@@ -137,42 +138,57 @@ func TestLabSite(t *testing.T) {
 	})
 }
 
-// checkServedBoot waits for a VM's boot to report back and checks it end to end:
-// the reserved address, what the real Ignition wrote against what undercloud
-// renders for that machine at that version, the booted callback and the
-// inventory's timeline. It returns the files written (path -> sha256).
+// checkServedBoot waits for a VM's boot to report back and checks it end to
+// end: systemd reached multi-user.target and ran the served config's booted
+// unit (the serial console), the reserved address, the booted report in the
+// inventory (sent by the unit, on the version, with the files the real
+// Ignition wrote), those files against what `undercloud render` gives for
+// that machine at that version, and the inventory's timeline. It returns the
+// files written (path -> sha256).
 func checkServedBoot(t *testing.T, srv *labServer, vm *testvm.VM, name, mac, ip, role, commit, ref string, bootstrapped bool) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	since := vm.BootStarted()
-	line, err := vm.WaitFor(ctx, testvm.MarkBootedPosted)
+	line, err := vm.WaitFor(ctx, testvm.MarkBootedUnit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	recordBootTime(t, name+" "+vm.Firmware.String()+" power-on to booted", line.Time.Sub(since))
-	if !strings.HasSuffix(strings.TrimSpace(line.Text), "version="+commit) {
-		t.Fatalf("%s booted on %q, want version %s (%s)", name, line.Text, commit, ref)
-	}
-	var lines []testvm.Line
-	for _, l := range vm.Console.Lines() {
-		if !l.Time.Before(since) {
-			lines = append(lines, l)
-		}
+	if _, err := vm.WaitFor(ctx, testvm.MarkMultiUser); err != nil {
+		t.Fatal(err)
 	}
 	text := ""
-	for _, l := range lines {
-		text += l.Text + "\n"
-	}
-	for _, want := range []string{testvm.MarkLease + ip, testvm.MarkHostname + name} {
-		if !strings.Contains(text, want) {
-			t.Fatalf("%s: serial console lacks %q", name, want)
+	for _, l := range vm.Console.Lines() {
+		if !l.Time.Before(since) {
+			text += l.Text + "\n"
 		}
 	}
-	written := testvm.WrittenFiles(lines)
+	if !strings.Contains(text, testvm.MarkLease+ip+" ") {
+		t.Fatalf("%s: serial console lacks %q", name, testvm.MarkLease+ip)
+	}
+
+	rep := srv.waitBooted(t, mac, since)
+	if rep.Version != commit {
+		t.Fatalf("%s booted on version %q, want %s (%s)", name, rep.Version, commit, ref)
+	}
+	if !strings.HasPrefix(rep.Agent, ignition.ReportAgent) {
+		t.Fatalf("%s: booted report sent by %q, not the served config's unit (%s)", name, rep.Agent, ignition.ReportAgent)
+	}
+	if rep.Hostname != name || rep.Digest != testvm.FilesDigest(rep.Files) {
+		t.Fatalf("%s: booted report hostname %q digest %s, want %s and the digest of its files %s",
+			name, rep.Hostname, rep.Digest, name, testvm.FilesDigest(rep.Files))
+	}
+	written := rep.Files
 	rendered := renderedFiles(t, srv.repo, ref, "lab", name, bootstrapped)
+	delete(rendered, ignition.ReportEnvPath) // per boot: the render shows placeholders
 	for path, content := range rendered {
 		if written[path] != testvm.SHA256Hex([]byte(content)) {
 			t.Errorf("%s: Ignition wrote %s with sha256 %q, undercloud rendered %q", name, path, written[path], testvm.SHA256Hex([]byte(content)))
+		}
+	}
+	for path := range written {
+		if _, ok := rendered[path]; !ok {
+			t.Errorf("%s: the machine reports %s, which `undercloud render` does not write", name, path)
 		}
 	}
 	roleUnit := map[string]string{"master": "/etc/systemd/system/etcd-member.service", "worker": "/etc/systemd/system/kubelet.service"}[role]
@@ -189,22 +205,16 @@ func checkServedBoot(t *testing.T, srv *labServer, vm *testvm.VM, name, mac, ip,
 		t.FailNow()
 	}
 
-	// The inventory: provisioned on the version, the booted report's digest,
-	// and every step of the boot in order.
+	// The inventory: provisioned on the version, and every step of the boot
+	// in order.
 	waitFor(t, 10*time.Second, name+" provisioned in the inventory", func() bool {
 		r := srv.query(`SELECT state, current_version FROM machines WHERE mac = ?`, mac)
 		return len(r) == 1 && r[0][0] == "provisioned" && r[0][1] == commit
 	})
-	r := srv.query(`SELECT detail FROM boot_events WHERE mac = ? AND kind = 'booted' ORDER BY id DESC LIMIT 1`, mac)
-	var body struct{ Digest string }
-	if len(r) != 1 || json.Unmarshal([]byte(r[0][0]), &body) != nil || body.Digest != testvm.FilesDigest(written) {
-		t.Fatalf("%s: booted event %v does not carry the digest of what Ignition wrote (%s)", name, r, testvm.FilesDigest(written))
-	}
 	var kinds []string
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(250 * time.Millisecond) {
 		kinds = nil
-		for _, row := range srv.query(`SELECT kind FROM boot_events WHERE mac = ? AND at >= ? ORDER BY id`, mac,
-			since.UTC().Add(-time.Second).Format("2006-01-02T15:04:05.000Z")) {
+		for _, row := range srv.query(`SELECT kind FROM boot_events WHERE mac = ? AND at >= ? ORDER BY id`, mac, sqlTime(since)) {
 			kinds = append(kinds, row[0])
 		}
 		timeline := timelineIPXE
@@ -219,6 +229,39 @@ func checkServedBoot(t *testing.T, srv *labServer, vm *testvm.VM, name, mac, ip,
 		}
 	}
 	return written
+}
+
+// sqlTime is t as the inventory stores times, a second early: boot_events
+// rows at or after it are those of a boot that started at t.
+func sqlTime(t time.Time) string {
+	return t.UTC().Add(-time.Second).Format("2006-01-02T15:04:05.000Z")
+}
+
+// bootedReport is a booted event of the inventory: what the served
+// config's unit sent.
+type bootedReport struct {
+	Version                 string
+	Digest, Hostname, Agent string
+	Files                   map[string]string
+}
+
+// waitBooted waits for mac's first booted event at or after since.
+func (s *labServer) waitBooted(t testing.TB, mac string, since time.Time) bootedReport {
+	t.Helper()
+	var rep bootedReport
+	waitFor(t, 30*time.Second, mac+" booted event in the inventory", func() bool {
+		r := s.query(`SELECT version, detail FROM boot_events WHERE mac = ? AND kind = 'booted' AND at >= ? ORDER BY id LIMIT 1`,
+			mac, sqlTime(since))
+		if len(r) != 1 {
+			return false
+		}
+		rep.Version = r[0][0]
+		if err := json.Unmarshal([]byte(r[0][1]), &rep); err != nil {
+			t.Fatalf("booted event detail %q: %v", r[0][1], err)
+		}
+		return true
+	})
+	return rep
 }
 
 // isSubsequence reports whether want appears in got in order (other events

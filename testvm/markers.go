@@ -7,29 +7,32 @@ import (
 	"strings"
 )
 
-// MarkerPrefix starts every line the test image's /init prints.
-const MarkerPrefix = "UNDERCLOUD-TESTVM: "
-
-// Serial markers of the test image (see the package documentation); match
-// them as substrings with [VM.WaitFor].
+// What a boot of the test image prints on its serial console. The
+// initramfs (testvm/image/init) is a generic live-PXE initramfs and says
+// what it does in "live-init: " lines; after switch_root everything comes
+// from systemd (status lines, with systemd.show_status) and from the units
+// the served config wrote. Match them as substrings with [VM.WaitFor];
+// [Line.Text] has systemd's colour codes removed.
 const (
-	MarkInit          = MarkerPrefix + "init"
-	MarkLease         = MarkerPrefix + "lease "
-	MarkFetchOK       = MarkerPrefix + "ignition fetch ok"
-	MarkFetchFailed   = MarkerPrefix + "ignition fetch failed"
-	MarkFilesOK       = MarkerPrefix + "ignition files ok"
-	MarkFilesFailed   = MarkerPrefix + "ignition files failed"
-	MarkWrote         = MarkerPrefix + "wrote "
-	MarkHostname      = MarkerPrefix + "hostname="
-	MarkBootedPosted  = MarkerPrefix + "booted posted version="
-	MarkBootedFailed  = MarkerPrefix + "booted post failed"
-	MarkDone          = MarkerPrefix + "done"
-	MarkIdle          = MarkerPrefix + "idle"
-	MarkLeaseFailed   = MarkerPrefix + "lease failed"
-	markWroteSHA256At = " sha256="
+	MarkInit        = "live-init: start"
+	MarkLease       = "live-init: lease "
+	MarkFetchOK     = "live-init: ignition fetch ok"
+	MarkFetchFailed = "live-init: ignition fetch failed"
+	MarkFilesOK     = "live-init: ignition files ok"
+	MarkInstalled   = "live-init: installed to "
+	MarkDiskRoot    = "live-init: root from "
+	MarkSwitchRoot  = "live-init: switching root"
+	// MarkStopped ends the line of any failure of the initramfs.
+	MarkStopped = "-- stopped; power cycle to retry"
+	// MarkMultiUser is systemd reaching multi-user.target.
+	MarkMultiUser = "Reached target multi-user.target"
+	// MarkBootedUnit is systemd's line for the served config's booted unit
+	// having run: the POST to the server succeeded.
+	MarkBootedUnit = "Finished undercloud-booted.service"
 )
 
-// BootedBody is the JSON body the test image POSTs to undercloud.booted.
+// BootedBody is the JSON body of a booted report: what the served config's
+// booted unit found Ignition wrote.
 type BootedBody struct {
 	// Digest is FilesDigest(Files).
 	Digest string `json:"digest"`
@@ -39,7 +42,7 @@ type BootedBody struct {
 	Files map[string]string `json:"files"`
 }
 
-// FilesDigest is the digest the test image reports for what Ignition wrote:
+// FilesDigest is the digest a booted report gives for what Ignition wrote:
 // the sha256 (hex) of the lines "<path> <sha256 hex>\n", one per file, sorted
 // bytewise as whole lines (LC_ALL=C sort).
 func FilesDigest(files map[string]string) string {
@@ -50,24 +53,6 @@ func FilesDigest(files map[string]string) string {
 	sort.Strings(lines)
 	sum := sha256.Sum256([]byte(strings.Join(lines, "")))
 	return hex.EncodeToString(sum[:])
-}
-
-// WrittenFiles collects the "wrote <path> sha256=<hex>" markers of one boot
-// from console lines (pass the lines of that boot only).
-func WrittenFiles(lines []Line) map[string]string {
-	files := map[string]string{}
-	for _, l := range lines {
-		_, rest, ok := strings.Cut(l.Text, MarkWrote)
-		if !ok {
-			continue
-		}
-		i := strings.LastIndex(rest, markWroteSHA256At)
-		if i < 0 {
-			continue
-		}
-		files[rest[:i]] = strings.TrimSpace(rest[i+len(markWroteSHA256At):])
-	}
-	return files
 }
 
 // SHA256Hex is the hex sha256 of b, as the markers print it.

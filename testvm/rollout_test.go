@@ -2,9 +2,11 @@ package testvm_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +69,8 @@ func (f *fleet) cli(args ...string) (string, error) {
 	return string(out), err
 }
 
-// waitBooted waits until a VM's console shows its n-th booted POST on commit.
+// waitBooted waits until the inventory holds a VM's n-th booted report on
+// commit (sent by the served config's unit).
 func (f *fleet) waitBooted(name, commit string, n int) {
 	f.t.Helper()
 	vm := f.vms[name]
@@ -75,8 +78,31 @@ func (f *fleet) waitBooted(name, commit string, n int) {
 		if err := vm.Err(); err != nil {
 			f.t.Fatal(err)
 		}
-		return vm.Console.Count(testvm.MarkBootedPosted+commit) >= n
+		return f.bootedOn(name, commit) >= n
 	})
+}
+
+// lastReport is a VM's latest booted report on commit in the inventory.
+func (f *fleet) lastReport(name, commit string) bootedReport {
+	f.t.Helper()
+	var rep bootedReport
+	r := f.srv.query(`SELECT detail FROM boot_events WHERE mac = ? AND kind = 'booted' AND version = ? ORDER BY id DESC LIMIT 1`,
+		f.vms[name].MAC.String(), commit)
+	if len(r) != 1 || json.Unmarshal([]byte(r[0][0]), &rep) != nil {
+		f.t.Fatalf("%s: no booted report on %s: %v", name, commit, r)
+	}
+	return rep
+}
+
+// bootedOn counts a VM's booted reports on commit in the inventory.
+func (f *fleet) bootedOn(name, commit string) int {
+	r := f.srv.query(`SELECT count(*) FROM boot_events WHERE mac = ? AND kind = 'booted' AND version = ?`,
+		f.vms[name].MAC.String(), commit)
+	if len(r) != 1 {
+		return 0
+	}
+	n, _ := strconv.Atoi(r[0][0])
+	return n
 }
 
 // boots is how many times a VM has started its test image so far.
@@ -180,7 +206,7 @@ func TestRebuildAndRollouts(t *testing.T) {
 			t.Errorf("rollout --wait printed %d progress lines for lab-w1, want its states up to done:\n%s", steps, out)
 		}
 		for _, name := range []string{"lab-m1", "lab-w2"} {
-			if n := f.vms[name].Console.Count(testvm.MarkBootedPosted + v2); n != 0 {
+			if n := f.bootedOn(name, v2); n != 0 {
 				t.Errorf("%s, not selected, booted v2s %d times", name, n)
 			}
 			if r := f.srv.query(`SELECT assigned_version FROM machines WHERE name = ?`, name); len(r) != 1 || r[0][0] != v1 {
@@ -189,7 +215,7 @@ func TestRebuildAndRollouts(t *testing.T) {
 		}
 		// The unselected lab-w2 resets again: still v1.
 		reset("lab-w2", 3)
-		if n := f.vms["lab-w2"].Console.Count(testvm.MarkBootedPosted + v2); n != 0 {
+		if n := f.bootedOn("lab-w2", v2); n != 0 {
 			t.Errorf("lab-w2 booted v2s after a reset")
 		}
 	})
@@ -207,7 +233,7 @@ func TestRebuildAndRollouts(t *testing.T) {
 		for _, m := range labMachines {
 			f.waitBooted(m.name, v2, 1)
 			want := renderedFiles(t, f.srv.repo, "v2b", "lab", m.name, true)["/etc/motd"]
-			written := testvm.WrittenFiles(f.vms[m.name].Console.Lines())
+			written := f.lastReport(m.name, v2).Files
 			if !strings.Contains(want, "v2b") || written["/etc/motd"] != testvm.SHA256Hex([]byte(want)) {
 				t.Errorf("%s: Ignition's last /etc/motd is %s, v2b renders %q", m.name, written["/etc/motd"], want)
 			}

@@ -72,7 +72,7 @@ type labServer struct {
 func exampleRepo(t testing.TB) *siterepo.Repo {
 	t.Helper()
 	img := image(t)
-	r, err := siterepo.Build(filepath.Join(t.TempDir(), "site-repo"), siterepo.Options{Kernel: img.Kernel, Initrd: img.Initrd})
+	r, err := siterepo.Build(filepath.Join(t.TempDir(), "site-repo"), siterepo.Options{Kernel: img.Kernel, Initrd: img.Initrd, Rootfs: img.Rootfs, Disk: img.Disk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,8 +232,8 @@ func resolve(t testing.TB, repo *siterepo.Repo, ref string) (*sites.Repo, sites.
 	return r, v
 }
 
-// renderConfig renders a machine's config at a ref exactly as the server
-// would, through the same ignition package.
+// renderConfig renders a machine's config at a ref as `undercloud render`
+// shows it: as served, with placeholders for the per-boot values.
 func renderConfig(t testing.TB, repo *siterepo.Repo, ref, site, machine string, bootstrapped bool) []byte {
 	t.Helper()
 	r, v := resolve(t, repo, ref)
@@ -249,7 +249,8 @@ func renderConfig(t testing.TB, repo *siterepo.Repo, ref, site, machine string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := ignition.Render(ignition.Input{Release: rel, Machine: rel.Site.Machine(machine), Bootstrapped: bootstrapped})
+	m := rel.Site.Machine(machine)
+	out, err := ignition.Served(ignition.Input{Release: rel, Machine: m, Bootstrapped: bootstrapped}, ignition.GatePerBoot(m, v.Commit))
 	if err != nil {
 		t.Fatal(err)
 	}

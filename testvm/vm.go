@@ -45,8 +45,13 @@ type VMConfig struct {
 	MAC net.HardwareAddr
 	// Firmware is BIOS (default) or UEFI.
 	Firmware Firmware
-	// MemoryMiB is the guest RAM; default 512.
+	// MemoryMiB is the guest RAM; default 768: the live root (a ~60 MiB
+	// squashfs) is held in RAM with its page cache and a tmpfs overlay.
 	MemoryMiB int
+	// DiskMiB, when set, gives the VM a blank virtio disk of that size
+	// (/dev/vda in the guest), second in boot order after the NIC, as on a
+	// server set to boot the network first.
+	DiskMiB int
 	// PoweredOff creates the VM stopped before its first instruction (QEMU -S):
 	// it boots on PowerOn, e.g. from its BMC.
 	PoweredOff bool
@@ -109,7 +114,7 @@ func (l *Lab) StartVM(ctx context.Context, cfg VMConfig) (_ *VM, err error) {
 		return nil, errors.New("testvm: VMConfig.MAC is required (6 bytes)")
 	}
 	if cfg.MemoryMiB == 0 {
-		cfg.MemoryMiB = 512
+		cfg.MemoryMiB = 768
 	}
 	if cfg.BootTimeout == 0 {
 		cfg.BootTimeout = 3 * time.Minute
@@ -225,6 +230,14 @@ func (v *VM) qemuArgs(accel string) ([]string, error) {
 		nic += ",romfile="
 	}
 	args = append(args, "-device", nic)
+	if v.cfg.DiskMiB > 0 {
+		disk := filepath.Join(v.Dir, "disk.raw")
+		if err := blankDisk(disk, int64(v.cfg.DiskMiB)<<20); err != nil {
+			return nil, err
+		}
+		args = append(args, "-drive", "if=none,id=disk0,format=raw,file="+disk,
+			"-device", "virtio-blk-pci,drive=disk0,bootindex=2")
+	}
 	if len(v.BMCSocket) >= 108 {
 		return nil, fmt.Errorf("testvm: socket path %s is too long for a unix socket; use a shorter Options.Dir", v.BMCSocket)
 	}
@@ -241,6 +254,23 @@ func (v *VM) qemuArgs(accel string) ([]string, error) {
 		args = append(args, "-S")
 	}
 	return args, nil
+}
+
+// blankDisk creates a sparse file of size bytes at path unless it exists:
+// a VM's disk outlives its resets.
+func blankDisk(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Close quits QEMU (QMP quit, then signals), releases the VM slot and waits

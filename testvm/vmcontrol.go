@@ -95,6 +95,9 @@ func (v *VM) WaitFor(ctx context.Context, substr string) (Line, error) {
 		if v.Console.containsFrom(from, "Kernel panic - not syncing") {
 			return fmt.Errorf("%s: guest kernel panicked", v.Name)
 		}
+		if substr != MarkStopped && v.Console.containsFrom(from, MarkStopped) {
+			return fmt.Errorf("%s: the initramfs stopped", v.Name)
+		}
 		return nil
 	}
 	l, err := v.Console.waitFor(ctx, substr, fail)

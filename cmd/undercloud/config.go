@@ -14,6 +14,7 @@ import (
 
 	"github.com/undercloud/undercloud/images"
 	"github.com/undercloud/undercloud/inventory"
+	"github.com/undercloud/undercloud/pxe"
 )
 
 // serveConfig is everything `undercloud serve` needs, from flags and
@@ -32,6 +33,9 @@ type serveConfig struct {
 	IPXEDir      string
 	EFIBinary    string
 	Refresh      time.Duration
+	// BootTokenTTL is how long a boot's token reads its config and reports
+	// booted; heartbeats use their own credential, which does not expire.
+	BootTokenTTL time.Duration
 	SecretsFile  string
 	LogFormat    string
 	LogLevel     slog.Level
@@ -100,6 +104,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*s
 	fs.StringVar(&c.IPXEDir, "ipxe-dir", "/usr/lib/ipxe", "directory of the iPXE binaries served over TFTP (Debian package ipxe)")
 	fs.StringVar(&c.EFIBinary, "efi-binary", "ipxe.efi", "iPXE binary for x86-64 UEFI machines: ipxe.efi (own drivers) or snponly.efi (firmware's driver)")
 	fs.DurationVar(&c.Refresh, "refresh", time.Minute, "how often the site repo is fetched")
+	fs.DurationVar(&c.BootTokenTTL, "boot-token-ttl", pxe.DefaultTokenTTL, "how long after its script a boot may fetch its config and report booted (the slowest install's time)")
 	fs.StringVar(&c.SecretsFile, "secrets", "", "secrets file (YAML, mode 0600): boot token key, API tokens, BMC credentials")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
@@ -182,6 +187,8 @@ func (c *serveConfig) check() error {
 		return usageError("--log-format %q: want text or json", c.LogFormat)
 	case c.Refresh < time.Second:
 		return usageError("--refresh %s: too short (at least 1s)", c.Refresh)
+	case c.BootTokenTTL < time.Minute:
+		return usageError("--boot-token-ttl %s: too short (at least 1m: a boot must fetch its config and report back)", c.BootTokenTTL)
 	case c.EFIBinary != "ipxe.efi" && c.EFIBinary != "snponly.efi":
 		return usageError("--efi-binary %q: want ipxe.efi or snponly.efi", c.EFIBinary)
 	}

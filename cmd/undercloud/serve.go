@@ -280,7 +280,7 @@ func (s *server) run(ctx context.Context) error {
 	events := provision.NewDHCPEvents(s.db, s.log)
 	bootHTTP := &pxe.HTTP{
 		Targets: s.core, Configs: s.core, Callbacks: s.core, Sources: s.core, Artifacts: s.store,
-		Tokens: &pxe.Tokens{Key: key}, Firmware: firmware, Leases: lz, Recorder: queue,
+		Tokens: &pxe.Tokens{Key: key, TTL: s.cfg.BootTokenTTL}, Firmware: firmware, Leases: lz, Recorder: queue,
 		Metrics: s.metrics, Log: s.log,
 		TestHold: s.cfg.TestHold,
 	}

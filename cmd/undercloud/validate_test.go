@@ -115,11 +115,11 @@ func TestValidateRejectsWithPreciseMessages(t *testing.T) {
 		},
 		"unknown image": {
 			edits: map[string][2]string{second: {"image: testnode", "image: fcos-41"}},
-			want:  `sites/second/site.yaml:image: unknown image "fcos-41" (the catalog has: testnode) (line 10)`,
+			want:  `sites/second/site.yaml:image: unknown image "fcos-41" (the catalog has: testnode, testnode-install) (line 10)`,
 		},
 		"Butane snippet with an error": {
 			edits: map[string][2]string{"sites/lab/snippets/common.bu": {"path: /etc/motd", "path: etc/motd"}},
-			want:  "sites/lab/snippets/common.bu:storage.files[0].path: path not absolute (line 6)",
+			want:  "sites/lab/snippets/common.bu:storage.files[0].path: path not absolute (line 7)",
 		},
 		"wrong artifact digest": {
 			edits: map[string][2]string{"images/testnode.yaml": {"sha256: ", "sha256: 0"}},

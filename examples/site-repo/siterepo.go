@@ -38,11 +38,13 @@ var embedded embed.FS
 
 // Options say which boot artifacts the image catalog points at.
 type Options struct {
-	// Kernel and Initrd are the test node image's files (see `make image`).
-	// When empty, small placeholder files are written to DIR-artifacts, next
-	// to the repo: the repo then validates and renders, but cannot boot a
-	// machine.
-	Kernel, Initrd string
+	// Kernel, Initrd, Rootfs and Disk are the test node image's files (see
+	// `make image`): vmlinuz, initrd.img, rootfs.img (the live root) and
+	// disk.img.gz (what image testnode-install writes to a disk). When
+	// Kernel or Initrd is empty, small placeholder files are written to
+	// DIR-artifacts, next to the repo: the repo then validates and renders,
+	// but cannot boot a machine.
+	Kernel, Initrd, Rootfs, Disk string
 	// ArtifactRoot is the directory the server will read the artifacts
 	// from (its --artifact-root): Kernel and Initrd must lie inside it, and
 	// the catalog names them by paths relative to it. Empty means the
@@ -65,7 +67,7 @@ type Repo struct {
 func Build(dir string, opt Options) (*Repo, error) {
 	if opt.Kernel == "" || opt.Initrd == "" {
 		var err error
-		if opt.Kernel, opt.Initrd, err = placeholders(dir + "-artifacts"); err != nil {
+		if opt.Kernel, opt.Initrd, opt.Rootfs, opt.Disk, err = placeholders(dir + "-artifacts"); err != nil {
 			return nil, err
 		}
 		opt.ArtifactRoot = dir + "-artifacts"
@@ -218,25 +220,25 @@ func (r *Repo) File(name string) ([]byte, error) {
 // baseFiles renders the embedded tree: templates (.tmpl) get the artifacts'
 // paths (relative to the artifact root) and digests.
 func baseFiles(opt Options) (map[string][]byte, error) {
-	ksum, err := fileSHA256(opt.Kernel)
-	if err != nil {
-		return nil, err
+	data := map[string]string{}
+	for _, a := range []struct{ name, path string }{
+		{"Kernel", opt.Kernel}, {"Initrd", opt.Initrd}, {"Rootfs", opt.Rootfs}, {"Disk", opt.Disk},
+	} {
+		if a.path == "" {
+			return nil, fmt.Errorf("example site repo: no %s file: give the test image's kernel, initrd, rootfs and disk image", strings.ToLower(a.name))
+		}
+		sum, err := fileSHA256(a.path)
+		if err != nil {
+			return nil, err
+		}
+		rel, err := underRoot(opt.ArtifactRoot, a.path)
+		if err != nil {
+			return nil, err
+		}
+		data[a.name], data[a.name+"SHA256"] = rel, sum
 	}
-	isum, err := fileSHA256(opt.Initrd)
-	if err != nil {
-		return nil, err
-	}
-	kernel, err := underRoot(opt.ArtifactRoot, opt.Kernel)
-	if err != nil {
-		return nil, err
-	}
-	initrd, err := underRoot(opt.ArtifactRoot, opt.Initrd)
-	if err != nil {
-		return nil, err
-	}
-	data := map[string]string{"Kernel": kernel, "KernelSHA256": ksum, "Initrd": initrd, "InitrdSHA256": isum}
 	out := map[string][]byte{}
-	err = fs.WalkDir(embedded, "files", func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(embedded, "files", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -275,15 +277,19 @@ func underRoot(root, path string) (string, error) {
 	return filepath.ToSlash(rel), nil
 }
 
-func placeholders(dir string) (kernel, initrd string, err error) {
+func placeholders(dir string) (kernel, initrd, rootfs, disk string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", "", err
+		return "", "", "", "", err
 	}
-	kernel, initrd = filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd.img")
-	if err := os.WriteFile(kernel, []byte("placeholder kernel: build the test image with `make image`\n"), 0o644); err != nil {
-		return "", "", err
+	paths := []string{filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd.img"),
+		filepath.Join(dir, "rootfs.img"), filepath.Join(dir, "disk.img.gz")}
+	for _, p := range paths {
+		what := "placeholder " + filepath.Base(p) + ": build the test image with `make image`\n"
+		if err := os.WriteFile(p, []byte(what), 0o644); err != nil {
+			return "", "", "", "", err
+		}
 	}
-	return kernel, initrd, os.WriteFile(initrd, []byte("placeholder initrd: build the test image with `make image`\n"), 0o644)
+	return paths[0], paths[1], paths[2], paths[3], nil
 }
 
 func fileSHA256(path string) (string, error) {

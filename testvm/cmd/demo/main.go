@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if !*keep {
 		defer os.RemoveAll(work)
 	}
-	repo, err := siterepo.Build(filepath.Join(work, "site-repo"), siterepo.Options{Kernel: img.Kernel, Initrd: img.Initrd})
+	repo, err := siterepo.Build(filepath.Join(work, "site-repo"), siterepo.Options{Kernel: img.Kernel, Initrd: img.Initrd, Rootfs: img.Rootfs, Disk: img.Disk})
 	if err != nil {
 		return err
 	}
