@@ -62,7 +62,7 @@ test: deps build image vet
 	rm -rf $(OUTPUT) && mkdir -p $(OUTPUT)
 	UNDERCLOUD_TESTIMAGE=$(CURDIR)/$(IMAGE) UNDERCLOUD_BIN=$(CURDIR)/$(BIN) \
 	UNDERCLOUD_BOOT_LOG=$(OUTPUT)/boot-times.txt \
-		$(GO) test -race -timeout 20m -artifacts -outputdir $(OUTPUT) ./...
+		$(GO) test -race -timeout 35m -artifacts -outputdir $(OUTPUT) ./...
 	@echo; echo "VM boots (power-on to the node's booted callback):"; cat $(OUTPUT)/boot-times.txt
 	@echo; echo "Screenshots:"; find $(OUTPUT)/_artifacts -name '*.png' | sort
 

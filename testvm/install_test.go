@@ -30,6 +30,7 @@ const tokenTTL = 150 * time.Second
 //     and after the boot token has expired;
 //  4. a rebuild through IPMI installs again.
 func TestInstallImage(t *testing.T) {
+	t.Parallel() // its own lab namespace; mostly waiting on heartbeats and the token's expiry
 	ctx := context.Background()
 	lab := testvm.NewTestLab(t, testvm.Options{MaxVMs: 1})
 	secrets := filepath.Join(t.TempDir(), "secrets.yaml")
