@@ -52,7 +52,7 @@ func TestRestartBetweenScriptAndConfig(t *testing.T) {
 		t.Helper()
 		code, body := get(srv.url() + "/ipxe?mac=" + m.mac)
 		u := ignitionURL.FindString(body)
-		if code != http.StatusOK || u == "" || !strings.Contains(body, "undercloud.version="+v1) {
+		if code != http.StatusOK || u == "" || !strings.Contains(u, "version="+v1+"&") {
 			t.Fatalf("%s: /ipxe = %d, want a provisioning script of v1 %s with a config URL:\n%s", step, code, v1, body)
 		}
 		return u
