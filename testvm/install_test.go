@@ -3,8 +3,6 @@ package testvm_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,12 +31,7 @@ func TestInstallImage(t *testing.T) {
 	t.Parallel() // its own lab namespace; mostly waiting on heartbeats and the token's expiry
 	ctx := context.Background()
 	lab := testvm.NewTestLab(t, testvm.Options{MaxVMs: 1})
-	secrets := filepath.Join(t.TempDir(), "secrets.yaml")
-	err := os.WriteFile(secrets, []byte(fmt.Sprintf("api_tokens:\n  - {name: ops, role: operator, token: %s}\nbmc:\n  lab-bmc: {username: %s, password: %s}\n",
-		operatorToken, testvm.BMCUser, testvm.BMCPassword)), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
+	secrets := labSecrets(t)
 	repo := exampleRepo(t)
 	site := "sites/lab/site.yaml"
 	cur, err := repo.File(site)

@@ -165,7 +165,7 @@ func NewLab(ctx context.Context, opt Options) (_ *Lab, err error) {
 // is usable immediately.
 func (l *Lab) setupBridge(ctx context.Context) error {
 	n := l.Name
-	err := inNetns(n, func() error {
+	err := InNetns(n, func() error {
 		for _, f := range []string{"all", "default"} {
 			p := "/proc/sys/net/ipv6/conf/" + f + "/accept_dad"
 			if err := os.WriteFile(p, []byte("0"), 0o644); err != nil {

@@ -67,7 +67,7 @@ func (l *Lab) startProc(name string, cmd *exec.Cmd, logPath string) (*Proc, erro
 // serve it from this process. The caller closes it.
 func (l *Lab) Listen(network, address string) (net.Listener, error) {
 	var ln net.Listener
-	err := inNetns(l.Name, func() error {
+	err := InNetns(l.Name, func() error {
 		var err error
 		ln, err = net.Listen(network, address)
 		return err
@@ -82,7 +82,7 @@ func (l *Lab) Listen(network, address string) (net.Listener, error) {
 // server under test); the caller closes it.
 func (l *Lab) ListenPacket(network, address string) (net.PacketConn, error) {
 	var pc net.PacketConn
-	err := inNetns(l.Name, func() error {
+	err := InNetns(l.Name, func() error {
 		var err error
 		pc, err = net.ListenPacket(network, address)
 		return err
@@ -95,7 +95,7 @@ func (l *Lab) ListenPacket(network, address string) (net.PacketConn, error) {
 
 // Do runs fn on a thread inside the namespace: for sockets that need options
 // set before bind (SO_BINDTODEVICE, raw sockets).
-func (l *Lab) Do(fn func() error) error { return inNetns(l.Name, fn) }
+func (l *Lab) Do(fn func() error) error { return InNetns(l.Name, fn) }
 
 // HTTPClient returns an HTTP client whose connections are opened inside the
 // lab's namespace. The dial itself must run there: http.Transport dials from

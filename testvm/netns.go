@@ -55,11 +55,12 @@ func ip(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// inNetns runs fn on an OS thread that has joined the named network namespace.
+// InNetns runs fn on an OS thread that has joined the named network namespace
+// (one under /run/netns, as `ip netns add` makes).
 // Sockets created by fn stay in that namespace for their whole life, whichever
 // thread later uses them. The thread goes back to its original namespace before
 // it is unlocked; if that fails it stays locked and the runtime discards it.
-func inNetns(name string, fn func() error) error {
+func InNetns(name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

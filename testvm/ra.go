@@ -42,7 +42,7 @@ type routerAdvert struct {
 // namespace and starts answering.
 func startRouterAdvert(netns, bridge string, log *slog.Logger) (*routerAdvert, error) {
 	ra := &routerAdvert{fd: -1, log: log, stop: make(chan struct{})}
-	err := inNetns(netns, func() error {
+	err := InNetns(netns, func() error {
 		ifi, err := net.InterfaceByName(bridge)
 		if err != nil {
 			return err

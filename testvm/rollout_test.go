@@ -30,16 +30,24 @@ type fleet struct {
 	bmcs map[string]*testvm.BMC
 }
 
-func newFleet(t *testing.T) *fleet {
+// labSecrets writes the secrets file of a lab server: the operator token
+// of the CLI and the lab BMCs' credentials.
+func labSecrets(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
-	lab := testvm.NewTestLab(t, testvm.Options{MaxVMs: len(labMachines)})
 	secrets := filepath.Join(t.TempDir(), "secrets.yaml")
 	err := os.WriteFile(secrets, []byte(fmt.Sprintf("api_tokens:\n  - {name: ops, role: operator, token: %s}\nbmc:\n  lab-bmc: {username: %s, password: %s}\n",
 		operatorToken, testvm.BMCUser, testvm.BMCPassword)), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return secrets
+}
+
+func newFleet(t *testing.T) *fleet {
+	t.Helper()
+	ctx := context.Background()
+	lab := testvm.NewTestLab(t, testvm.Options{MaxVMs: len(labMachines)})
+	secrets := labSecrets(t)
 	f := &fleet{t: t, lab: lab, vms: map[string]*testvm.VM{}, bmcs: map[string]*testvm.BMC{}}
 	f.srv = startServer(t, lab, exampleRepo(t), "--secrets", secrets)
 	for _, m := range labMachines {

@@ -9,13 +9,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/undercloud/undercloud/testvm"
 )
 
 // The storm's network, all inside namespaces it creates and deletes:
@@ -171,41 +169,9 @@ func runAll(ctx context.Context, cmds [][]string) error {
 	return nil
 }
 
-// inNetns runs fn on an OS thread that has joined namespace ns; sockets fn
-// opens stay there. The thread goes back before it is unlocked, or dies.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("leave netns %s: %w", ns, err)
-			return // still locked: the runtime ends the thread
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNetns runs fn inside namespace ns (testvm.InNetns): sockets fn opens
+// stay there.
+func inNetns(ns string, fn func() error) error { return testvm.InNetns(ns, fn) }
 
 // nsClient is an HTTP client whose connections are opened in namespace ns:
 // the benchmark's own requests (health, the inventory API), not the storm's.
