@@ -74,6 +74,38 @@ func (c *Console) read(r io.Reader, log *os.File) {
 	}
 }
 
+// len returns how many lines were read so far.
+func (c *Console) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.lines)
+}
+
+// waitOutput reports whether a line beyond the first from lines arrives
+// within d (false too when ctx ends or the console closes).
+func (c *Console) waitOutput(ctx context.Context, from int, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		n, ended, changed := len(c.lines), c.ended, c.changed
+		c.mu.Unlock()
+		if n > from {
+			return true
+		}
+		if ended {
+			return false
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 // Lines returns a copy of every line read so far.
 func (c *Console) Lines() []Line {
 	c.mu.Lock()
