@@ -36,5 +36,6 @@
 // ServedConfig is the same path without the cache, for `undercloud render`.
 // Whether a heartbeat credential still speaks for its machine is
 // heartbeatAccepted (heartbeat.go): its version is still the machine's
-// assigned one, and its boot is the machine's latest booted report.
+// assigned one, and its boot is the machine's latest booted report or
+// latest served config.
 package provision

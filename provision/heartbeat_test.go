@@ -24,19 +24,22 @@ import (
 
 func TestHeartbeatAccepted(t *testing.T) {
 	tests := map[string]struct {
-		version, bootID, assigned, last string
-		want                            bool
+		version, bootID, assigned, booted, served string
+		want                                      bool
 	}{
-		"the running boot":                  {"v1", "b1", "v1", "b1", true},
-		"a later boot reported booted":      {"v1", "b1", "v1", "b2", false},
-		"a rebuild assigned another":        {"v1", "b1", "v2", "b1", false},
-		"not reported booted yet":           {"v1", "b1", "v1", "", false},
-		"a rebuild back to the same commit": {"v1", "b1", "v1", "b3", false},
-		"no boot id":                        {"v1", "", "v1", "", false},
+		"the running boot":                     {"v1", "b1", "v1", "b1", "b1", true},
+		"a later boot reported booted":         {"v1", "b1", "v1", "b2", "b2", false},
+		"a later boot is served its config":    {"v1", "b1", "v1", "b1", "b2", true},
+		"served, not reported booted yet":      {"v1", "b2", "v1", "b1", "b2", true},
+		"a rebuild assigned another":           {"v1", "b1", "v2", "b1", "b1", false},
+		"neither served nor booted":            {"v1", "b1", "v1", "", "", false},
+		"a rebuild back to the same commit":    {"v1", "b1", "v1", "b3", "b3", false},
+		"the disk boots after an install (b1)": {"v1", "b1", "v1", "b1", "b1", true},
+		"no boot id":                           {"v1", "", "v1", "", "", false},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := heartbeatAccepted(tc.version, tc.bootID, tc.assigned, tc.last); got != tc.want {
+			if got := heartbeatAccepted(tc.version, tc.bootID, tc.assigned, tc.booted, tc.served); got != tc.want {
 				t.Errorf("heartbeatAccepted = %v, want %v", got, tc.want)
 			}
 		})
@@ -110,6 +113,16 @@ type boot struct {
 
 func (n *node) boot(t *testing.T) boot {
 	t.Helper()
+	b := n.serveOnly(t)
+	if code, _ := n.do(t, "POST", b.env["UNDERCLOUD_BOOTED_URL"], ignition.ReportAgent+" (booted)", `{"hostname":"lab-w1"}`); code != 204 {
+		t.Fatalf("booted: %d", code)
+	}
+	return b
+}
+
+// serveOnly is a boot up to its config: the OS has not reported booted.
+func (n *node) serveOnly(t *testing.T) boot {
+	t.Helper()
 	code, script := n.do(t, "GET", n.srv.URL+"/ipxe?mac="+n.mac, "", "")
 	if code != 200 {
 		t.Fatalf("script: %d", code)
@@ -125,9 +138,6 @@ func (n *node) boot(t *testing.T) boot {
 		t.Fatalf("config: %d", code)
 	}
 	b.env = reportEnv(t, b.config)
-	if code, _ := n.do(t, "POST", b.env["UNDERCLOUD_BOOTED_URL"], ignition.ReportAgent+" (booted)", `{"hostname":"lab-w1"}`); code != 204 {
-		t.Fatalf("booted: %d", code)
-	}
 	return b
 }
 
@@ -225,6 +235,31 @@ func TestHeartbeatCredential(t *testing.T) {
 	n.c.activate(n.c.v1)
 	if code := n.heartbeat(t, hb1); code != 403 {
 		t.Errorf("heartbeat of the replaced boot after a restart: %d, want 403", code)
+	}
+
+	// A boot's timer may fire before its booted report is stored: its
+	// config was served, so it speaks (issue 14's refused first heartbeat),
+	// and so does the boot before it until the new one reports booted.
+	n.serve(t)
+	hb2 := strings.Replace(b2.env["UNDERCLOUD_HEARTBEAT_URL"], b2.ignitionURL[:strings.Index(b2.ignitionURL, "/ignition")], n.srv.URL, 1)
+	b3 := n.serveOnly(t)
+	hb3 := b3.env["UNDERCLOUD_HEARTBEAT_URL"]
+	if code := n.heartbeat(t, hb3); code != 204 {
+		t.Errorf("heartbeat of a boot served its config, before its booted report: %d, want 204", code)
+	}
+	if code := n.heartbeat(t, hb2); code != 204 {
+		t.Errorf("heartbeat of the booted boot while the next one boots: %d, want 204", code)
+	}
+	// ...and after a restart, from the inventory's ignition event.
+	if err := n.c.db.Flush(n.c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	n.c.restart()
+	n.c.activate(n.c.v1)
+	n.serve(t)
+	hb3 = strings.Replace(hb3, hb3[:strings.Index(hb3, "/heartbeat")], n.srv.URL, 1)
+	if code := n.heartbeat(t, hb3); code != 204 {
+		t.Errorf("heartbeat of the served boot after a restart: %d, want 204", code)
 	}
 }
 

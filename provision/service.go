@@ -63,6 +63,7 @@ type Service struct {
 
 	ix        index
 	booted    lastBoots // see heartbeat.go
+	served    lastBoots
 	cacheOnce sync.Once
 	cache     *configCache // nil when ConfigCache < 0
 	// identified holds the MACs whose UUID and serial the inventory has:
@@ -227,6 +228,9 @@ func (s *Service) Config(ctx context.Context, req pxe.ConfigRequest) ([]byte, er
 	var out []byte
 	if err == nil {
 		out, err = withBoot(a, req)
+	}
+	if err == nil {
+		s.served.set(mac, req.BootID) // its heartbeat credential now speaks
 	}
 	if s.Metrics != nil {
 		s.Metrics.IgnitionRendered(err == nil)
