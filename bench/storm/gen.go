@@ -288,7 +288,10 @@ func (b *boot) download(ctx context.Context, url string, verify bool) (int64, er
 	}
 	want := digestOf(url)
 	var h hash.Hash
-	w := io.Discard
+	// Not io.Discard itself: it is an io.ReaderFrom, so CopyBuffer would
+	// ignore buf and read in Discard's 8 KiB -- four million reads for a
+	// storm of 1,000, on the same two cores as the server.
+	w := io.Writer(struct{ io.Writer }{io.Discard})
 	if verify && want != "" {
 		h = sha256.New()
 		w = h
