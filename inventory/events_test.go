@@ -34,7 +34,8 @@ func TestRecordUpdatesMachine(t *testing.T) {
 	}
 	// The heartbeat changed nothing but last_seen, a second after the
 	// booted report: last_seen is written at most every lastSeenEvery.
-	want := Machine{MAC: mac, Site: "lab", State: StateProvisioned, CurrentVersion: "c1", LastIP: ip,
+	// No version was assigned: the one it booted is (AssignFirstVersion).
+	want := Machine{MAC: mac, Site: "lab", State: StateProvisioned, CurrentVersion: "c1", AssignedVersion: "c1", LastIP: ip,
 		FirstSeen: t0.Add(time.Second), LastSeen: t0.Add(4 * time.Second), Discovered: true}
 	if diff := cmp.Diff(want, m, addrs()); diff != "" {
 		t.Errorf("machine (-want +got):\n%s", diff)

@@ -106,6 +106,24 @@ func (db *DB) AssignVersion(ctx context.Context, mac sites.MAC, commit, from str
 	return changed, nil
 }
 
+// AssignFirstVersion makes commit the version machine mac boots if it has
+// none yet (its first boot), without waiting for the write: a power-on
+// storm is a thousand first boots, and each /ipxe waiting for a commit of
+// its own kept machines seconds from their script. The write is queued
+// ahead of the boot's own events, so a crash loses both or neither; a
+// booted report of a machine with no assigned version assigns the version
+// it booted (applyChange), which closes the rest.
+func (db *DB) AssignFirstVersion(ctx context.Context, mac sites.MAC, commit string) error {
+	err := db.queue(ctx, "first version of "+string(mac), func(t *tx) error {
+		_, err := t.exec(`UPDATE machines SET assigned_version = ? WHERE mac = ? AND assigned_version = ''`, commit, string(mac))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("assign first version %s to machine %s: %w", commit, mac, err)
+	}
+	return nil
+}
+
 // assign sets the version machine mac boots.
 func (t *tx) assign(mac sites.MAC, commit string) error {
 	_, err := t.exec(`UPDATE machines SET assigned_version = ? WHERE mac = ?`, commit, string(mac))

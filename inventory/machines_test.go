@@ -59,7 +59,7 @@ func TestDeclareMachines(t *testing.T) {
 	}
 	want := map[string]Machine{
 		"n1": {MAC: testMAC(1), Site: "lab", Name: "n1", Role: sites.RoleMaster, State: StateProvisioned, Image: "fcos-40",
-			CurrentVersion: "c1", DesiredVersion: "c2", LastIP: testIP(1), FirstSeen: t0, LastSeen: t0},
+			CurrentVersion: "c1", DesiredVersion: "c2", AssignedVersion: "c1", LastIP: testIP(1), FirstSeen: t0, LastSeen: t0},
 		"n3": {MAC: testMAC(2), Site: "lab", Name: "n3", Role: sites.RoleWorker, State: StateKnown, Image: "fcos-40",
 			DesiredVersion: "c2", LastIP: testIP(2), UUID: "u-2", Arch: "7", FirstSeen: t0, LastSeen: t0},
 		"n2": {MAC: testMAC(3), Site: "lab", Name: "n2", Role: sites.RoleWorker, State: StateKnown, Image: "fcos-40",
@@ -189,5 +189,56 @@ func TestMachineFilters(t *testing.T) {
 				t.Errorf("%+v (-want +got):\n%s", tc.f, diff)
 			}
 		})
+	}
+}
+
+// A first boot's assignment is queued (AssignFirstVersion) and commits once
+// flushed, and only where none was made; a booted report assigns the version
+// it booted only to a machine with none (its queued assignment lost in a
+// crash), never over an assignment such as a rebuild's target.
+func TestFirstAssignment(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	db := openTest(t, clk)
+	if err := db.DeclareMachines(ctx, release("c1",
+		decl("n1", 1, sites.RoleWorker), decl("n2", 2, sites.RoleWorker), decl("n3", 3, sites.RoleWorker))); err != nil {
+		t.Fatal(err)
+	}
+	assigned := func(mac int) string {
+		t.Helper()
+		if err := db.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m, err := db.Machine(ctx, testMAC(mac))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.AssignedVersion
+	}
+	// n1: first boot, queued twice (an iPXE retry racing a version change).
+	for _, v := range []string{"c1", "c2"} {
+		if err := db.AssignFirstVersion(ctx, testMAC(1), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := assigned(1); got != "c1" {
+		t.Errorf("n1 assigned %q after two first assignments, want the first, c1", got)
+	}
+	// n2: its assignment lost; it booted c1.
+	if _, err := db.RecordSync(ctx, Event{MAC: testMAC(2), Kind: event.Booted, Version: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := assigned(2); got != "c1" {
+		t.Errorf("n2 booted c1 unassigned: assigned %q, want c1", got)
+	}
+	// n3: a rebuild assigned c2; it still booted c1 (the rebuild failed).
+	if _, err := db.AssignVersion(ctx, testMAC(3), "c2", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RecordSync(ctx, Event{MAC: testMAC(3), Kind: event.Booted, Version: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := assigned(3); got != "c2" {
+		t.Errorf("n3 assigned c2 booted c1: assigned %q, want c2 kept", got)
 	}
 }

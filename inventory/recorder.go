@@ -326,8 +326,11 @@ func (t *tx) applyChange(mac sites.MAC, c *machineChange, row *machineRow) error
 		next.marks, changed = marks, true
 	}
 	if version != "" {
-		set += `, current_version = ?`
-		args = append(args, version)
+		// A machine booted with no version assigned (its first
+		// assignment was lost with a crash, see AssignFirstVersion) is
+		// assigned what it booted: it must not move on its next reboot.
+		set += `, current_version = ?, assigned_version = CASE assigned_version WHEN '' THEN ? ELSE assigned_version END`
+		args = append(args, version, version)
 		changed = true
 	}
 	if row.discovered && c.site != "" && c.site != row.site {

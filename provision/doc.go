@@ -11,7 +11,9 @@
 // # Which version a machine boots
 //
 // Every known machine has an assigned version in the inventory. Its first
-// boot assigns its site's active version; after that it boots its assigned
+// boot assigns its site's active version (queued, not waited for: a
+// bring-up is all first boots; a booted report assigns what it booted if
+// that write was lost); after that it boots its assigned
 // version -- through reboots, server restarts and newer activations --
 // until a rebuild or a rollout assigns another (the inventory assigns a
 // rebuild's target when its power cycle starts). So a machine that reboots

@@ -146,6 +146,14 @@ func (s *Service) assigned(ctx context.Context, p placed) (*sites.Release, inven
 		if !reassign {
 			return rel, row, nil
 		}
+		if row.AssignedVersion == "" { // a first boot: nothing to race with but itself
+			if err := s.DB.AssignFirstVersion(ctx, mac, v); err != nil {
+				return nil, row, err
+			}
+			s.log().Info("version assigned", "site", site, "mac", mac, "machine", p.m.Name, "version", v, "was", "")
+			row.AssignedVersion = v
+			return active, row, nil
+		}
 		ok, err := s.DB.AssignVersion(ctx, mac, v, row.AssignedVersion)
 		if err != nil {
 			return nil, row, err

@@ -134,6 +134,9 @@ func (c *core) target(name string) pxe.Target {
 
 func (c *core) assigned(name string) string {
 	c.t.Helper()
+	if err := c.db.Flush(c.ctx); err != nil { // a first assignment is queued
+		c.t.Fatal(err)
+	}
 	m, err := c.db.Machine(c.ctx, c.mac(name))
 	if err != nil {
 		c.t.Fatal(err)
