@@ -64,6 +64,7 @@ type Service struct {
 	ix        index
 	booted    lastBoots // see heartbeat.go
 	served    lastBoots
+	clock     bootClock // times boots for Metrics
 	cacheOnce sync.Once
 	cache     *configCache // nil when ConfigCache < 0
 	// identified holds the MACs whose UUID and serial the inventory has:
@@ -377,10 +378,8 @@ func (s *Service) Booted(ctx context.Context, r pxe.BootReport) error {
 		return err
 	}
 	s.booted.set(mac, r.BootID) // stored: it now revokes older heartbeat credentials
-	if s.Metrics != nil {
-		if boots, err := s.DB.Boots(ctx, mac, 1); err == nil && len(boots) == 1 && boots[0].Booted {
-			s.Metrics.BootCompleted(boots[0].Duration())
-		}
+	if d, ok := s.clock.booted(mac, r.Time); ok && s.Metrics != nil {
+		s.Metrics.BootCompleted(d)
 	}
 	if site != "" {
 		if err := s.markBootstrapped(ctx, site); err != nil {
@@ -430,8 +429,11 @@ func (s *Service) Record(e pxe.Event) {
 	}
 	mac := sites.MAC(e.MAC)
 	site := e.Site
-	if p, ok := s.ix.machine(mac); ok && site == "" {
-		site = p.rel.Site.Name
+	if p, ok := s.ix.machine(mac); ok {
+		if site == "" {
+			site = p.rel.Site.Name
+		}
+		s.clock.step(mac, e.Kind, e.Time)
 	}
 	detail := map[string]any{}
 	for k, v := range map[string]string{"file": e.File, "detail": e.Detail, "error": e.Error} {

@@ -65,7 +65,7 @@ func NewMetrics(version string) *Metrics {
 		}, []string{"result"}),
 		bootDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "undercloud_boot_duration_seconds",
-			Help: "Time from a boot's first step to its booted callback, for every boot completed.",
+			Help: "Time from a boot's first TFTP or iPXE script request to its booted callback, for every boot completed.",
 			// A TCG VM boots in 7-11 s, real hardware in minutes (POST,
 			// firmware, an installer).
 			Buckets: []float64{5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600},
@@ -142,7 +142,7 @@ func (m *Metrics) IgnitionRendered(ok bool) {
 }
 
 // BootCompleted observes a boot that reported booted, d after its first
-// step.
+// request to the server after DHCP (TFTP, the chain or the iPXE script).
 func (m *Metrics) BootCompleted(d time.Duration) {
 	m.bootDuration.Observe(d.Seconds())
 }
