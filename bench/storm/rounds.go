@@ -76,8 +76,12 @@ func (r *runEnv) Close() {
 // baseline's document root.
 func (r *runEnv) prepare(ctx context.Context, ms []machineSpec, racks map[string]string, mirrors []mirrorSpec) error {
 	r.repo = filepath.Join(r.work, fmt.Sprintf("repo-%d-%d", len(ms), len(mirrors)))
-	if err := writeSiteRepo(ctx, r.repo, siteSpec{Machines: ms, Racks: racks, Artifacts: r.arts, Mirrors: mirrors}); err != nil {
-		return err
+	// Each round of the mirror case prepares again: the same machines and
+	// mirrors give the same repo, already committed.
+	if _, err := os.Stat(filepath.Join(r.repo, ".git")); err != nil {
+		if err := writeSiteRepo(ctx, r.repo, siteSpec{Machines: ms, Racks: racks, Artifacts: r.arts, Mirrors: mirrors}); err != nil {
+			return err
+		}
 	}
 	if r.config == nil {
 		// A worker's config as undercloud renders it, from a small repo
