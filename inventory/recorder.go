@@ -52,17 +52,28 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event) error {
 	r.pending = true
 	r.mu.Unlock()
 	if submit {
-		time.AfterFunc(eventGather, func() {
-			if err := db.queue(context.Background(), "events", r.takeOnce()); err != nil {
-				// Closed meanwhile: Close has flushed the buffer, or the
-				// events stay buffered for the next write or Flush.
-				r.mu.Lock()
-				r.pending = false
-				r.mu.Unlock()
-			}
-		})
+		time.AfterFunc(eventGather, func() { r.queueWrite(db) })
 	}
 	return nil
+}
+
+// eventsPerWrite bounds the events one queued write takes from the buffer;
+// the rest go in the next one, queued at once. Writes someone waits for (a
+// lease a DHCP answer needs, a booted report) commit in the same
+// transactions as these: behind a write of the 4,096 events a storm
+// buffers while the writer is busy, a DHCP answer and a booted report
+// each waited up to a second.
+const eventsPerWrite = 256
+
+// queueWrite queues a write of the buffered events.
+func (r *recorder) queueWrite(db *DB) {
+	if err := db.queue(context.Background(), "events", r.takeOnce(db, eventsPerWrite)); err != nil {
+		// Closed meanwhile: Close has flushed the buffer, or the events
+		// stay buffered for the next write or Flush.
+		r.mu.Lock()
+		r.pending = false
+		r.mu.Unlock()
+	}
 }
 
 // endRuns forgets the repeats of mac (see FoldWindow): an event of it is
@@ -73,25 +84,34 @@ func (r *recorder) endRuns(mac sites.MAC) {
 	r.mu.Unlock()
 }
 
-// takeOnce returns a write that stores the buffered events: it takes them on
-// its first run and stores the same ones if the batch is replayed.
-func (r *recorder) takeOnce() func(*tx) error {
+// takeOnce returns a write that stores the buffered events, at most limit
+// of them (all if limit is 0): it takes them on its first run and stores
+// the same ones if the batch is replayed.
+func (r *recorder) takeOnce(db *DB, limit int) func(*tx) error {
 	var evs []Event
 	taken := false
 	return func(t *tx) error {
 		if !taken {
-			evs, taken = r.take(), true
+			evs, taken = r.take(db, limit), true
 		}
 		_, err := t.storeEvents(evs, true)
 		return err
 	}
 }
 
-// take empties the buffer.
-func (r *recorder) take() []Event {
+// take empties the buffer, or takes its first limit events and queues a
+// write of the rest.
+func (r *recorder) take(db *DB, limit int) []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	evs := r.buf
+	if limit > 0 && len(evs) > limit {
+		r.buf = append(make([]Event, 0, recorderLimit), evs[limit:]...)
+		// From a goroutine: this runs on the writer, whose queue may be
+		// full. pending stays set: the rest is as good as queued.
+		go r.queueWrite(db)
+		return evs[:limit:limit]
+	}
 	// The next gathering is likely about as large: growing a slice of
 	// events from nothing copies each of them several times.
 	r.buf, r.pending = make([]Event, 0, min(len(evs), recorderLimit)), false

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -184,5 +185,51 @@ func TestMachineCacheFollowsOtherWrites(t *testing.T) {
 	record(b, event.DHCPDiscover)
 	if got := state(b); got != StateBooting {
 		t.Errorf("after the rolled-back write, then a discover: %s, want %s", got, StateBooting)
+	}
+}
+
+// A write someone waits for, queued behind the events a storm buffered
+// while the writer was busy, commits with at most eventsPerWrite of them;
+// the rest are stored by writes queued by themselves, without a Flush.
+func TestEventsWriteBounded(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, nil)
+	stored := func() int {
+		t.Helper()
+		var n int
+		if err := db.read.QueryRow(`SELECT count(*) FROM boot_events`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const events = 4 * eventsPerWrite
+	release := hold(t, db)
+	for i := range events {
+		if err := db.Record(ctx, Event{MAC: testMAC(i % 10), Kind: event.DHCPDiscover, Detail: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitQueued(t, db, 1) // the events' write, after eventGather
+	waiter := make(chan error, 1)
+	ahead := 0 // events stored before it or in its transaction
+	go func() {
+		waiter <- db.do(ctx, func(t *tx) error {
+			return t.QueryRowContext(t.ctx, `SELECT count(*) FROM boot_events`).Scan(&ahead)
+		})
+	}()
+	waitQueued(t, db, 2)
+	release()
+	if err := <-waiter; err != nil {
+		t.Fatal(err)
+	}
+	if ahead == 0 || ahead > eventsPerWrite {
+		t.Errorf("the waiting write committed with %d events, want 1 to %d", ahead, eventsPerWrite)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for stored() < events {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events stored 10 s later", stored(), events)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

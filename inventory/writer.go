@@ -124,7 +124,7 @@ func (db *DB) queue(ctx context.Context, what string, fn func(*tx) error) error 
 // Flush returns once every event recorded and every write queued before it
 // has committed.
 func (db *DB) Flush(ctx context.Context) error {
-	err := db.do(ctx, db.rec.takeOnce())
+	err := db.do(ctx, db.rec.takeOnce(db, 0))
 	if err != nil {
 		return fmt.Errorf("flush inventory: %w", err)
 	}
