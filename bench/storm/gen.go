@@ -178,7 +178,11 @@ func (b *boot) run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	// Each image from its first URL that works, as iPXE's "||" does.
+	// Each image from its first URL that works, as iPXE's "||" does, over
+	// a connection of its own (fetchToNull): the scripts' one is closed, so
+	// a machine holds one connection at a time, as iPXE does, and 512
+	// machines stay within the server's --max-conns of 1024.
+	tr.CloseIdleConnections()
 	var kernelArgs []string
 	if err := b.timed("kernel", func() error {
 		var errs []error
