@@ -108,6 +108,8 @@ func startBaseline(ctx context.Context, r *runEnv, ms []machineSpec, name string
 		"interface=s0",
 		"bind-interfaces",
 		"dhcp-range=10.64.0.0,static,255.255.0.0,1h",
+		// dnsmasq's default of 1,000 leases NAKed 4,000 of N=5000.
+		fmt.Sprintf("dhcp-lease-max=%d", max(1000, len(ms))),
 		"dhcp-hostsfile=" + filepath.Join(dir, "hosts"),
 		"dhcp-leasefile=" + filepath.Join(dir, "leases"),
 		"dhcp-authoritative",
