@@ -141,6 +141,19 @@ func (n *node) serveOnly(t *testing.T) boot {
 	return b
 }
 
+// here points u, a URL a config carries, at the server now running: a
+// restarted one listens elsewhere.
+func (n *node) here(t *testing.T, u string) string {
+	t.Helper()
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := url.Parse(n.srv.URL)
+	parsed.Scheme, parsed.Host = srv.Scheme, srv.Host
+	return parsed.String()
+}
+
 func (n *node) heartbeat(t *testing.T, u string) int {
 	t.Helper()
 	code, _ := n.do(t, "POST", u, ignition.ReportAgent+" (heartbeat)", "")
@@ -217,7 +230,7 @@ func TestHeartbeatCredential(t *testing.T) {
 	n.c.restart()
 	n.c.activate(n.c.v1)
 	n.serve(t)
-	hb1 = strings.Replace(hb1, hb1[:strings.Index(hb1, "/heartbeat")], n.srv.URL, 1)
+	hb1 = n.here(t, hb1)
 	if code := n.heartbeat(t, hb1); code != 204 {
 		t.Errorf("heartbeat after a server restart: %d, want 204", code)
 	}
@@ -241,7 +254,7 @@ func TestHeartbeatCredential(t *testing.T) {
 	// config was served, so it speaks (issue 14's refused first heartbeat),
 	// and so does the boot before it until the new one reports booted.
 	n.serve(t)
-	hb2 := strings.Replace(b2.env["UNDERCLOUD_HEARTBEAT_URL"], b2.ignitionURL[:strings.Index(b2.ignitionURL, "/ignition")], n.srv.URL, 1)
+	hb2 := n.here(t, b2.env["UNDERCLOUD_HEARTBEAT_URL"])
 	b3 := n.serveOnly(t)
 	hb3 := b3.env["UNDERCLOUD_HEARTBEAT_URL"]
 	if code := n.heartbeat(t, hb3); code != 204 {
@@ -257,7 +270,7 @@ func TestHeartbeatCredential(t *testing.T) {
 	n.c.restart()
 	n.c.activate(n.c.v1)
 	n.serve(t)
-	hb3 = strings.Replace(hb3, hb3[:strings.Index(hb3, "/heartbeat")], n.srv.URL, 1)
+	hb3 = n.here(t, hb3)
 	if code := n.heartbeat(t, hb3); code != 204 {
 		t.Errorf("heartbeat of the served boot after a restart: %d, want 204", code)
 	}
