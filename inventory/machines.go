@@ -182,11 +182,15 @@ func (db *DB) Observe(ctx context.Context, o Observation) error {
 // ${serial} come in the query string of an unauthenticated request, so
 // they never create a machine nor overwrite what DHCP (option 97) or an
 // earlier boot recorded. A MAC without a row is left alone.
+//
+// The write is queued, not waited for (Flush waits): it comes from the /ipxe
+// answer of a first boot, and in a bring-up every boot is a first boot. A
+// write lost with a crash is made again on the machine's next boot.
 func (db *DB) FillIdentity(ctx context.Context, mac sites.MAC, uuid, serial string) error {
 	if uuid == "" && serial == "" {
 		return nil
 	}
-	err := db.do(ctx, func(t *tx) error {
+	err := db.queue(ctx, "identity of "+string(mac), func(t *tx) error {
 		_, err := t.exec(`UPDATE machines SET
 				uuid = CASE WHEN uuid = '' THEN ? ELSE uuid END,
 				serial = CASE WHEN serial = '' THEN ? ELSE serial END

@@ -246,6 +246,9 @@ func TestFillIdentity(t *testing.T) {
 	if err := db.FillIdentity(ctx, testMAC(2), "u", "s"); err != nil {
 		t.Fatal(err)
 	}
+	if err := db.Flush(ctx); err != nil { // the writes are queued
+		t.Fatal(err)
+	}
 	m, err := db.Machine(ctx, testMAC(1))
 	if err != nil {
 		t.Fatal(err)

@@ -127,6 +127,9 @@ func TestFillIdentityOnce(t *testing.T) {
 	if v, ok := c.svc.identified.Load(m1); !ok || v != "u-1\x00SN-1" {
 		t.Errorf("identified[%s] = %v", m1, v)
 	}
+	if err := c.db.Flush(c.ctx); err != nil { // the identity write is queued
+		t.Fatal(err)
+	}
 	m, err := c.db.Machine(c.ctx, m1)
 	if err != nil || m.UUID != "u-1" || m.Serial != "SN-1" {
 		t.Errorf("row uuid %q serial %q (%v)", m.UUID, m.Serial, err)

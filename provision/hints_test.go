@@ -21,6 +21,9 @@ func TestTargetHintsOnlyFillIdentity(t *testing.T) {
 	if _, err := c.svc.Target(c.ctx, string(m1), pxe.Hints{UUID: "forged", Serial: "SN-1"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.db.Flush(c.ctx); err != nil { // the identity write is queued
+		t.Fatal(err)
+	}
 	m, err := c.db.Machine(c.ctx, m1)
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +33,9 @@ func TestTargetHintsOnlyFillIdentity(t *testing.T) {
 	}
 	stranger := sites.MAC("52:54:00:de:ad:01")
 	if _, err := c.svc.Target(c.ctx, string(stranger), pxe.Hints{UUID: "u", Serial: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.db.Flush(c.ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.db.Machine(c.ctx, stranger); err == nil {
