@@ -40,9 +40,12 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event) error {
 		r.mu.Unlock()
 		return nil
 	}
+	// A full buffer makes the caller wait for a write of its oldest
+	// events, bounded as the queued writes are: a Flush of the 4,096
+	// would hold every lease commit behind it.
 	for len(r.buf) >= recorderLimit {
 		r.mu.Unlock()
-		if err := db.Flush(ctx); err != nil { // takes the buffer
+		if err := db.do(ctx, r.takeOnce(db, eventsPerWrite)); err != nil {
 			return err
 		}
 		r.mu.Lock()
