@@ -108,6 +108,11 @@ type DB struct {
 	seen  machineCache // likewise
 	disc  discoveryLimiter
 	rec   recorder
+	jour  *journal // events answered for before they are stored (RecordDurable)
+
+	// journalReplayed and journalBad are what Open found in the journal
+	// a dead process left (JournalReplayed).
+	journalReplayed, journalBad int
 
 	closed atomic.Bool
 
@@ -184,7 +189,26 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open inventory %s: %w", path, err)
 	}
 	db.w = newWriter(db)
+	jpath := journalPath(path)
+	if db.journalReplayed, err = db.replayJournal(ctx, jpath); err == nil {
+		db.jour, err = openJournal(jpath)
+	}
+	if err != nil {
+		db.w.close()
+		db.ckpt.close()
+		read.Close()
+		write.Close()
+		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+	}
 	return db, nil
+}
+
+// JournalReplayed is what Open found in the event journal of a process
+// that died: how many events it stored from there (answered for, not yet
+// stored when the process died), and how many lines it could not read (cut
+// by a power loss; their clients had no answer).
+func (db *DB) JournalReplayed() (stored, unreadable int) {
+	return db.journalReplayed, db.journalBad
 }
 
 // OpenReadOnly opens path for queries only: SQLite opens the file read-only
@@ -210,6 +234,7 @@ func (db *DB) Close() error {
 	}
 	ferr := db.Flush(context.Background())
 	werr := db.w.close()
+	jerr := db.jour.close()
 	cerr := db.ckpt.close()
 	db.stmtMu.Lock()
 	for _, s := range db.stmts {
@@ -218,7 +243,7 @@ func (db *DB) Close() error {
 	db.stmtMu.Unlock()
 	rerr := db.read.Close()
 	err := db.write.Close()
-	if err = errors.Join(ferr, werr, cerr, rerr, err); err != nil {
+	if err = errors.Join(ferr, werr, jerr, cerr, rerr, err); err != nil {
 		return fmt.Errorf("close inventory %s: %w", db.path, err)
 	}
 	return nil

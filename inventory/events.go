@@ -55,7 +55,33 @@ func (db *DB) Record(ctx context.Context, ev Event) error {
 	if db.closed.Load() {
 		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, ErrClosed)
 	}
-	if err := db.rec.add(ctx, db, ev); err != nil {
+	if err := db.rec.add(ctx, db, ev, false); err != nil {
+		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, err)
+	}
+	return nil
+}
+
+// RecordDurable records ev as Record does, returning once it is durable
+// rather than once it is stored: appended to the inventory's event journal
+// (journal.go), which survives the death of the process as a commit does
+// and which the next Open stores. Whatever it repeats, it is stored. It is
+// for reports a client waits for and must not be lost, such as a node's
+// booted report: answering them never waits for the writer, whose batches
+// a bring-up of thousands keeps busy. Reads see ev once the writer has
+// stored it (Flush waits for that).
+func (db *DB) RecordDurable(ctx context.Context, ev Event) error {
+	ev, err := db.checkEvent(ev)
+	if err != nil {
+		return err
+	}
+	if db.closed.Load() {
+		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, ErrClosed)
+	}
+	if err := db.jour.append(ev); err != nil {
+		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, err)
+	}
+	if err := db.rec.add(ctx, db, ev, true); err != nil {
+		// The journal has it: the next Open stores it.
 		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, err)
 	}
 	return nil

@@ -20,9 +20,15 @@ const recorderLimit = 4096
 // machine (a DORA exchange is four) into a single update of its row.
 type recorder struct {
 	mu      sync.Mutex
-	buf     []Event
+	buf     []buffered
 	pending bool   // a write that will take buf is queued
 	fold    folder // which events are repeats, counted rather than stored
+}
+
+// buffered is an event waiting in the recorder.
+type buffered struct {
+	Event
+	journaled bool // in the journal (RecordDurable): counted once stored
 }
 
 // eventGather is how long recorded events wait for others before their
@@ -34,23 +40,29 @@ const eventGather = 20 * time.Millisecond
 
 // add buffers ev and, unless a write of the buffer is already coming,
 // queues one after eventGather: events added meanwhile ride along.
-func (r *recorder) add(ctx context.Context, db *DB, ev Event) error {
+// journaled says ev is in the journal: it is not folded, and its commit is
+// counted (journal.committed).
+func (r *recorder) add(ctx context.Context, db *DB, ev Event, journaled bool) error {
 	r.mu.Lock()
-	if !r.fold.fold(&ev) {
+	if journaled {
+		r.fold.end(ev.MAC) // stored, whatever it repeats
+	} else if !r.fold.fold(&ev) {
 		r.mu.Unlock()
 		return nil
 	}
 	// A full buffer makes the caller wait for a write of its oldest
-	// events, bounded as the queued writes are: a Flush of the 4,096
-	// would hold every lease commit behind it.
-	for len(r.buf) >= recorderLimit {
+	// events, bounded as the queued writes are (a Flush of the 4,096 would
+	// hold every lease commit behind it). A journaled event does not wait:
+	// it is durable already, and the requests that send one are bounded by
+	// the HTTP server's connection cap.
+	for !journaled && len(r.buf) >= recorderLimit {
 		r.mu.Unlock()
 		if err := db.do(ctx, r.takeOnce(db, eventsPerWrite)); err != nil {
 			return err
 		}
 		r.mu.Lock()
 	}
-	r.buf = append(r.buf, ev)
+	r.buf = append(r.buf, buffered{Event: ev, journaled: journaled})
 	submit := !r.pending
 	r.pending = true
 	r.mu.Unlock()
@@ -92,24 +104,36 @@ func (r *recorder) endRuns(mac sites.MAC) {
 // the same ones if the batch is replayed.
 func (r *recorder) takeOnce(db *DB, limit int) func(*tx) error {
 	var evs []Event
+	journaled := 0
 	taken := false
 	return func(t *tx) error {
 		if !taken {
-			evs, taken = r.take(db, limit), true
+			taken = true
+			bs := r.take(db, limit)
+			evs = make([]Event, len(bs))
+			for i, b := range bs {
+				evs[i] = b.Event
+				if b.journaled {
+					journaled++
+				}
+			}
 		}
-		_, err := t.storeEvents(evs, true)
-		return err
+		if _, err := t.storeEvents(evs, true); err != nil {
+			return err
+		}
+		t.journaled += journaled
+		return nil
 	}
 }
 
 // take empties the buffer, or takes its first limit events and queues a
 // write of the rest.
-func (r *recorder) take(db *DB, limit int) []Event {
+func (r *recorder) take(db *DB, limit int) []buffered {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	evs := r.buf
 	if limit > 0 && len(evs) > limit {
-		r.buf = append(make([]Event, 0, recorderLimit), evs[limit:]...)
+		r.buf = append(make([]buffered, 0, recorderLimit), evs[limit:]...)
 		// From a goroutine: this runs on the writer, whose queue may be
 		// full. pending stays set: the rest is as good as queued.
 		go r.queueWrite(db)
@@ -117,7 +141,7 @@ func (r *recorder) take(db *DB, limit int) []Event {
 	}
 	// The next gathering is likely about as large: growing a slice of
 	// events from nothing copies each of them several times.
-	r.buf, r.pending = make([]Event, 0, min(len(evs), recorderLimit)), false
+	r.buf, r.pending = make([]buffered, 0, min(len(evs), recorderLimit)), false
 	return evs
 }
 

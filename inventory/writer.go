@@ -251,6 +251,9 @@ func (w *writer) attempt(batch []*op, errs []error, savepoints bool) (done bool,
 	}
 	w.db.alloc.keep()
 	w.db.ckpt.committed()
+	if err := w.db.jour.committed(t.journaled); err != nil {
+		w.db.logError(err)
+	}
 	if w.db.Stored != nil && len(t.steps) > 0 {
 		w.db.Stored(t.steps)
 	}
@@ -301,6 +304,8 @@ type tx struct {
 	w   *writer
 	// steps are the MACs of the boot steps stored, for DB.Stored.
 	steps []sites.MAC
+	// journaled counts the journal's events stored (RecordDurable).
+	journaled int
 }
 
 // stepStored notes that a boot step of mac is stored in t.

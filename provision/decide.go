@@ -28,21 +28,20 @@ func chooseVersion(assigned, active string, onReboot, servable bool) (version st
 // (its first install). After an installer fetched its config it installs
 // and reboots, and that reboot must take the disk: a machine never loops
 // installing.
-func installNeeded(rebuildPending bool, current string) bool {
-	return rebuildPending || current == ""
+func installNeeded(rebuildPending, everBooted bool) bool {
+	return rebuildPending || !everBooted
 }
 
 // bootstrapped decides whether a site's etcd cluster exists: every master
-// has reported booted at least once (current gives the version each last
-// booted, "" for never). Until then masters are rendered to create the
-// cluster (--initial-cluster-state new); after, to join it (existing). A
-// site without masters has no cluster to bootstrap.
-func bootstrapped(masters []sites.Machine, current func(sites.MAC) string) bool {
+// has reported booted at least once (hasBooted). Until then masters are
+// rendered to create the cluster (--initial-cluster-state new); after, to
+// join it (existing). A site without masters has no cluster to bootstrap.
+func bootstrapped(masters []sites.Machine, hasBooted func(sites.MAC) bool) bool {
 	if len(masters) == 0 {
 		return false
 	}
 	for _, m := range masters {
-		if current(m.MAC) == "" {
+		if !hasBooted(m.MAC) {
 			return false
 		}
 	}

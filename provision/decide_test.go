@@ -32,15 +32,15 @@ func TestChooseVersion(t *testing.T) {
 func TestInstallNeeded(t *testing.T) {
 	for name, tc := range map[string]struct {
 		pending bool
-		current string
+		booted  bool
 		want    bool
 	}{
-		"never booted: first install":            {current: "", want: true},
-		"installed, nothing pending: local disk": {current: "v1", want: false},
-		"a rebuild pending: install again":       {pending: true, current: "v1", want: true},
+		"never booted: first install":            {booted: false, want: true},
+		"installed, nothing pending: local disk": {booted: true, want: false},
+		"a rebuild pending: install again":       {pending: true, booted: true, want: true},
 	} {
-		if got := installNeeded(tc.pending, tc.current); got != tc.want {
-			t.Errorf("%s: installNeeded(%v, %q) = %v, want %v", name, tc.pending, tc.current, got, tc.want)
+		if got := installNeeded(tc.pending, tc.booted); got != tc.want {
+			t.Errorf("%s: installNeeded(%v, %v) = %v, want %v", name, tc.pending, tc.booted, got, tc.want)
 		}
 	}
 }
@@ -58,8 +58,8 @@ func TestBootstrapped(t *testing.T) {
 		"the only master booted":             {masters: []sites.Machine{m1}, booted: map[sites.MAC]string{"m1": "v1"}, want: true},
 		"the only master has not booted yet": {masters: []sites.Machine{m1}, booted: map[sites.MAC]string{}, want: false},
 	} {
-		current := func(mac sites.MAC) string { return tc.booted[mac] }
-		if got := bootstrapped(tc.masters, current); got != tc.want {
+		hasBooted := func(mac sites.MAC) bool { return tc.booted[mac] != "" }
+		if got := bootstrapped(tc.masters, hasBooted); got != tc.want {
 			t.Errorf("%s: bootstrapped = %v, want %v", name, got, tc.want)
 		}
 	}

@@ -203,6 +203,9 @@ func TestHeartbeatCredential(t *testing.T) {
 	}
 
 	// The booted event says the unit sent it.
+	if err := n.c.db.Flush(n.c.ctx); err != nil { // answered once durable, stored after
+		t.Fatal(err)
+	}
 	ev, err := n.c.db.LastEvent(n.c.ctx, sites.MAC(n.mac), event.Booted)
 	if err != nil {
 		t.Fatal(err)

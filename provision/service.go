@@ -73,6 +73,7 @@ type Service struct {
 	// bootstrapped caches each site's bootstrapped flag: it only ever
 	// goes from false to true, and only markBootstrapped sets it.
 	bootstrapped sync.Map
+	marking      sync.Map // sites markBootstrapped is writing the flag of
 	// snippets parses each snippet of a release once for all its
 	// machines' configs (a cache miss still renders the rest).
 	snippets ignition.Snippets
@@ -114,7 +115,7 @@ func (s *Service) Target(ctx context.Context, mac string, h pxe.Hints) (pxe.Targ
 	t.Kind, t.Site, t.Machine, t.Role, t.Version = pxe.TargetKnown, rel.Site.Name, mach.Name, string(mach.Role), rel.Version.Commit
 	if rel.Image.Mode == sites.ImageInstall {
 		pending := s.Rebuilds != nil && s.Rebuilds.RebuildPending(ctx, m)
-		t.RebuildPending = installNeeded(pending, row.CurrentVersion)
+		t.RebuildPending = installNeeded(pending, s.everBooted(mach.MAC, row))
 	}
 	return t, nil
 }
@@ -371,13 +372,15 @@ func (s *Service) Booted(ctx context.Context, r pxe.BootReport) error {
 	if p, ok := s.ix.machine(mac); ok {
 		site = p.rel.Site.Name
 	}
-	if _, err := s.DB.RecordSync(ctx, inventory.Event{
+	// Durable, not yet stored: a node waits for this answer, and in a
+	// bring-up the inventory's writer is busy with thousands of boots.
+	if err := s.DB.RecordDurable(ctx, inventory.Event{
 		At: r.Time, MAC: mac, Site: site, BootID: r.BootID, Kind: event.Booted,
 		Version: r.Version, IP: r.IP, Detail: string(detail),
 	}); err != nil {
 		return err
 	}
-	s.booted.set(mac, r.BootID) // stored: it now revokes older heartbeat credentials
+	s.booted.set(mac, r.BootID) // durable: it now revokes older heartbeat credentials
 	if d, ok := s.clock.booted(mac, r.Time); ok && s.Metrics != nil {
 		s.Metrics.BootCompleted(d)
 	}
@@ -389,28 +392,50 @@ func (s *Service) Booted(ctx context.Context, r pxe.BootReport) error {
 	return nil
 }
 
+// everBooted reports whether mac ever reported booted: row is its
+// inventory row, which shows a booted report only once the writer has
+// stored it, and Booted answers once the report is durable, before that
+// (inventory.DB.RecordDurable). The reports this process took count from
+// the moment they were answered.
+func (s *Service) everBooted(mac sites.MAC, row inventory.Machine) bool {
+	if row.CurrentVersion != "" {
+		return true
+	}
+	_, ok := s.booted.get(mac)
+	return ok
+}
+
 func (s *Service) markBootstrapped(ctx context.Context, site string) error {
 	if v, ok := s.bootstrapped.Load(site); ok && v.(bool) {
 		return nil // it never goes back: no need to read the inventory on every report
 	}
 	st, err := s.DB.Site(ctx, site)
-	if err != nil || st.Bootstrapped {
+	if err != nil {
 		return err
+	}
+	if st.Bootstrapped {
+		s.bootstrapped.Store(site, true)
+		return nil
 	}
 	rel := s.ix.release(site)
 	if rel == nil {
 		return nil
 	}
-	current := func(mac sites.MAC) string {
-		m, err := s.DB.Machine(ctx, mac)
-		if err != nil {
-			return ""
-		}
-		return m.CurrentVersion
+	// The last master to report must see the others, however close
+	// together they reported (everBooted).
+	hasBooted := func(mac sites.MAC) bool {
+		m, _ := s.DB.Machine(ctx, mac) // an error leaves m empty: not booted
+		return s.everBooted(mac, m)
 	}
-	if !bootstrapped(rel.Site.Masters(), current) {
+	if !bootstrapped(rel.Site.Masters(), hasBooted) {
 		return nil
 	}
+	// One report marks it; the others of a bring-up's wave, there at the
+	// same moment, need not each wait for the same write.
+	if _, busy := s.marking.LoadOrStore(site, true); busy {
+		return nil
+	}
+	defer s.marking.Delete(site)
 	s.log().Info("site bootstrapped: masters now join the existing etcd cluster", "site", site)
 	if err := s.DB.MarkBootstrapped(ctx, site); err != nil {
 		return err
