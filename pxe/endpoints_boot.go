@@ -9,6 +9,7 @@ import (
 
 	"github.com/undercloud/undercloud/event"
 	"github.com/undercloud/undercloud/images"
+	"github.com/undercloud/undercloud/netlimit"
 )
 
 // chain serves /boot.ipxe: the fixed script that makes iPXE ask for its own
@@ -158,7 +159,7 @@ func (s *server) artifact(w *respWriter, r *http.Request) {
 	h.Set("ETag", `"`+digest+`"`)
 	// No modification time: the digest is the version, and a Last-Modified
 	// would only invite needless revalidation.
-	http.ServeContent(w, r, "", time.Time{}, f)
+	netlimit.Bulk(r, func() { http.ServeContent(w, r, "", time.Time{}, f) })
 	s.log.Info("artifact served", "mac", mac, "ip", ip.String(), "sha256", digest, "status", w.Status(), "bytes", w.bytes)
 }
 

@@ -419,6 +419,7 @@ func (s *server) limit(name string, ln net.Listener) *netlimit.Listener {
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           netlimit.Deadlines(h, readBodyTimeout, writeIdleTimeout),
+		ConnContext:       netlimit.ConnContext, // for netlimit.Bulk
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
