@@ -260,8 +260,11 @@ case $code in
 	;;
 esac
 if [ "$kind" = booted ] && [ -n "$boot" ]; then
-	# On disk: a reset right after must not report this boot again.
-	mkdir -p "${stamp%/*}" && printf '%s\n' "$boot" >"$stamp" && sync "$stamp"
+	# On disk: a reset right after must not report this boot again. All of
+	# it, not just the file: on an overlay root the directories above it
+	# were just copied up, and fsync of the file alone left them unwritten
+	# (a reset within a second lost the stamp).
+	mkdir -p "${stamp%/*}" && printf '%s\n' "$boot" >"$stamp" && sync
 fi
 echo "undercloud-report: $kind reported, digest $digest"
 `
