@@ -64,8 +64,47 @@ func TestDurabilityAcrossKill(t *testing.T) {
 // it has reported killAfter commits. It returns the lease numbers reported.
 func runAndKill(t *testing.T, path string, offset, killAfter int) []int {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDurabilityAcrossKill$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d", durabilityEnv, path, offset))
+	var reported []int
+	runKilled(t, "TestDurabilityAcrossKill", fmt.Sprintf("%s=%s,%d", durabilityEnv, path, offset), func(line string) childAction {
+		if line == "done" {
+			return childDone
+		}
+		n, ok := strings.CutPrefix(line, "committed ")
+		if !ok {
+			return childGoOn // test framework output
+		}
+		i, err := strconv.Atoi(n)
+		if err != nil {
+			t.Fatalf("child said %q", line)
+		}
+		reported = append(reported, i)
+		if len(reported) == killAfter {
+			// Lines already in the pipe were printed after their commit
+			// returned: they count too.
+			return childKill
+		}
+		return childGoOn
+	})
+	return reported
+}
+
+// childAction is what runKilled does after a line the child printed.
+type childAction int
+
+const (
+	childGoOn childAction = iota // read the next line
+	childKill                    // SIGKILL the child, and read what is already in the pipe
+	childDone                    // stop reading; SIGKILL the child
+)
+
+// runKilled runs this test binary again as a child running only test,
+// with env (NAME=value) set, hands each line of its standard output to
+// onLine, and makes sure it ends by SIGKILL: a child that failed and
+// exited is a failure of the test.
+func runKilled(t *testing.T, test, env string, onLine func(string) childAction) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -80,43 +119,25 @@ func runAndKill(t *testing.T, path string, offset, killAfter int) []int {
 		cmd.Process.Kill()
 		wait()
 	})
-
-	var reported []int
-	killed := false
 	timeout := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
 	defer timeout.Stop()
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		line := sc.Text()
-		if line == "done" {
+		a := onLine(sc.Text())
+		if a == childDone {
 			break
 		}
-		n, ok := strings.CutPrefix(line, "committed ")
-		if !ok {
-			continue // test framework output
-		}
-		i, err := strconv.Atoi(n)
-		if err != nil {
-			t.Fatalf("child said %q", line)
-		}
-		reported = append(reported, i)
-		if len(reported) == killAfter {
+		if a == childKill {
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			killed = true
-			// Lines already in the pipe were printed after their commit
-			// returned: they count too.
 		}
 	}
-	if !killed {
-		cmd.Process.Signal(syscall.SIGKILL)
-	}
+	cmd.Process.Signal(syscall.SIGKILL)
 	wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("child ended with %v, not by SIGKILL (did it fail?)", cmd.ProcessState)
 	}
-	return reported
 }
 
 // durabilityChild commits durabilityLeases leases through the public API,

@@ -1,14 +1,11 @@
 package inventory
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,33 +39,16 @@ func TestRecordDurableAcrossKill(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRecordDurableAcrossKill$", "-test.count=1")
-	cmd.Env = append(os.Environ(), journalEnv+"="+path)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	timeout := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
-	defer timeout.Stop()
 	answered := 0
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if sc.Text() == "answered all" {
-			break
-		}
-		if strings.HasPrefix(sc.Text(), "answered ") {
+	runKilled(t, "TestRecordDurableAcrossKill", journalEnv+"="+path, func(line string) childAction {
+		switch {
+		case line == "answered all":
+			return childDone
+		case strings.HasPrefix(line, "answered "):
 			answered++
 		}
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-		t.Fatalf("child ended with %v, not by SIGKILL (did it fail?)", cmd.ProcessState)
-	}
+		return childGoOn
+	})
 	if answered != journalEvents {
 		t.Fatalf("child answered %d reports, want %d", answered, journalEvents)
 	}
