@@ -48,17 +48,7 @@ type Event struct {
 // on an event.Booted of its latest boot current_version. A MAC never seen
 // before becomes a discovered machine.
 func (db *DB) Record(ctx context.Context, ev Event) error {
-	ev, err := db.checkEvent(ev)
-	if err != nil {
-		return err
-	}
-	if db.closed.Load() {
-		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, ErrClosed)
-	}
-	if err := db.rec.add(ctx, db, ev, false); err != nil {
-		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, err)
-	}
-	return nil
+	return db.record(ctx, ev, false)
 }
 
 // RecordDurable records ev as Record does, returning once it is durable
@@ -70,6 +60,12 @@ func (db *DB) Record(ctx context.Context, ev Event) error {
 // a bring-up of thousands keeps busy. Reads see ev once the writer has
 // stored it (Flush waits for that).
 func (db *DB) RecordDurable(ctx context.Context, ev Event) error {
+	return db.record(ctx, ev, true)
+}
+
+// record buffers ev for the writer, after appending it to the journal when
+// durable.
+func (db *DB) record(ctx context.Context, ev Event, durable bool) error {
 	ev, err := db.checkEvent(ev)
 	if err != nil {
 		return err
@@ -77,11 +73,13 @@ func (db *DB) RecordDurable(ctx context.Context, ev Event) error {
 	if db.closed.Load() {
 		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, ErrClosed)
 	}
-	if err := db.jour.append(ev); err != nil {
-		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, err)
+	if durable {
+		if err := db.jour.append(ev); err != nil {
+			return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, err)
+		}
 	}
-	if err := db.rec.add(ctx, db, ev, true); err != nil {
-		// The journal has it: the next Open stores it.
+	if err := db.rec.add(ctx, db, ev, durable); err != nil {
+		// A durable event is in the journal: the next Open stores it.
 		return fmt.Errorf("record %s of %s: %w", ev.Kind, ev.MAC, err)
 	}
 	return nil

@@ -1,13 +1,11 @@
 package inventory
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 )
@@ -101,18 +99,13 @@ func readJournal(path string) ([]Event, int, error) {
 	}
 	var evs []Event
 	bad := 0
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
+	for line := range bytes.Lines(data) {
 		var ev Event
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || ev.MAC == "" || ev.Kind == "" {
+		if err := json.Unmarshal(line, &ev); err != nil || ev.MAC == "" || ev.Kind == "" {
 			bad++
 			continue
 		}
 		evs = append(evs, ev)
-	}
-	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return evs, bad, err
 	}
 	return evs, bad, nil
 }
