@@ -180,6 +180,15 @@ func TestJournalEmptiedOnceStored(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t, nil)
 	declare(t, db, testMAC(1), "w1")
+	// The writer waits inside a transaction until the journal is checked,
+	// so nothing is stored (nor the journal emptied) before.
+	inTx, release := make(chan struct{}), make(chan struct{})
+	go db.do(ctx, func(*tx) error {
+		close(inTx)
+		<-release
+		return nil
+	})
+	<-inTx
 	for i := range 5 {
 		if err := db.RecordDurable(ctx, Event{MAC: testMAC(1), Site: "lab", Kind: event.Booted, BootID: fmt.Sprint("b", i)}); err != nil {
 			t.Fatal(err)
@@ -189,6 +198,7 @@ func TestJournalEmptiedOnceStored(t *testing.T) {
 	if err != nil || fi.Size() == 0 {
 		t.Fatalf("journal before the writer stored: %v, %v; want the five lines", fi, err)
 	}
+	close(release)
 	if err := db.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Bulk corks the connection while its response is written and uncorks it
@@ -36,7 +37,7 @@ func TestBulkCorks(t *testing.T) {
 		var in int
 		Bulk(r, func() {
 			in = cork(t, r)
-			http.ServeContent(w, r, "", fi(t, f).ModTime(), f)
+			http.ServeContent(w, r, "", time.Time{}, f)
 		})
 		corked <- [2]int{in, cork(t, r)}
 	})
@@ -66,15 +67,6 @@ func TestBulkCorks(t *testing.T) {
 	if got := <-corked; got != [2]int{1, 0} {
 		t.Errorf("TCP_CORK during and after Bulk: %v, want [1 0]", got)
 	}
-}
-
-func fi(t *testing.T, f *os.File) os.FileInfo {
-	t.Helper()
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
 }
 
 // cork reads TCP_CORK of r's connection.
