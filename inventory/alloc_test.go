@@ -230,59 +230,6 @@ func TestAllocateCursor(t *testing.T) {
 	}
 }
 
-func TestAllocatorJournal(t *testing.T) {
-	k := poolKey{10, 20}
-	var a allocator
-	a.set(k, 15)
-	a.keep()
-	a.set(k, 18)
-	a.freed(12)
-	a.freed(30) // outside: no effect
-	if got := a.cursor(k); got != 12 {
-		t.Fatalf("cursor after freeing 12: %d", got)
-	}
-	a.undo()
-	if got := a.cursor(k); got != 15 {
-		t.Fatalf("cursor after undo: %d, want the kept 15", got)
-	}
-	k2 := poolKey{30, 40}
-	a.set(k2, 35)
-	a.undo()
-	if got := a.cursor(k2); got != 30 {
-		t.Fatalf("cursor of a range first set by an undone write: %d, want its start", got)
-	}
-	a.reset()
-	if got := a.cursor(k); got != 10 {
-		t.Fatalf("cursor after reset: %d, want the range start", got)
-	}
-}
-
-// The allocation queries must walk indexes, never the whole table: the DHCP
-// path runs them per packet with tens of thousands of leases.
-func TestAllocationQueryPlans(t *testing.T) {
-	db := openTest(t, nil)
-	for name, q := range map[string]string{"fresh": freshQuery, "expired": expiredQuery} {
-		rows, err := db.read.Query("EXPLAIN QUERY PLAN "+q, 1, 2, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		text := strings.Join(plan, "\n")
-		if strings.Contains(text, "SCAN l") || strings.Contains(text, "TEMP B-TREE") || !strings.Contains(text, "SEARCH") {
-			t.Errorf("%s query plan scans or sorts:\n%s", name, text)
-		}
-	}
-}
-
 // The allocation stays cheap with many leases: after the first allocation
 // of a range has walked its used addresses once, the next ones cost a small
 // fraction of that walk, however many leases there are. (Compared with the

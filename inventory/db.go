@@ -19,11 +19,16 @@
 // SQLite allows one writer at a time, so every write of the process goes
 // through one goroutine that owns the only write connection (writer.go). It
 // gathers the writes that arrive while the previous transaction commits and
-// commits them together (group commit): a DHCP ACK waits for its lease's
-// commit, but concurrent ACKs share transactions. Each write runs under its
-// own savepoint, so one failing write does not undo the others of its batch.
+// commits them together (group commit). Each write runs under its own
+// savepoint, so one failing write does not undo the others of its batch.
 // Boot events are cheaper still: Record buffers them in memory and the
 // writer stores the whole buffer in its next transaction (recorder.go).
+//
+// What a client waits for does not wait for the writer: a DHCP lease is
+// decided in the in-memory lease table (leasetable.go) and a booted report
+// buffered, each appended first to a journal file with one write(2), which
+// a process crash does not undo either (journal.go); Open stores what a
+// dead process left there.
 // Checkpoints run on a connection of their own (checkpoint.go), so no commit
 // waits for one. Reads use a separate pool of query-only connections and
 // never wait for the writer: WAL readers see the last commit. One process
@@ -104,13 +109,16 @@ type DB struct {
 	write *sql.DB
 	w     *writer
 	ckpt  *checkpointer
-	alloc allocator    // touched only inside write transactions
-	seen  machineCache // likewise
-	disc  discoveryLimiter
-	rec   recorder
-	jour  *journal // events answered for before they are stored (RecordDurable)
+	seen  machineCache // touched only inside write transactions
+	// leases is the lease table, authoritative for lease decisions
+	// (leasetable.go); ljour is its journal.
+	leases leaseTable
+	ljour  *journal
+	disc   discoveryLimiter
+	rec    recorder
+	jour   *journal // events answered for before they are stored (RecordDurable)
 
-	// journalReplayed and journalBad are what Open found in the journal
+	// journalReplayed and journalBad are what Open found in the journals
 	// a dead process left (JournalReplayed).
 	journalReplayed, journalBad int
 
@@ -189,12 +197,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open inventory %s: %w", path, err)
 	}
 	db.w = newWriter(db)
-	jpath := journalPath(path)
-	if db.journalReplayed, err = db.replayJournal(ctx, jpath); err == nil {
-		db.jour, err = openJournal(jpath)
-	}
-	if err != nil {
+	if err = db.openJournals(ctx); err != nil {
 		db.w.close()
+		db.jour.close()
+		db.ljour.close()
 		db.ckpt.close()
 		read.Close()
 		write.Close()
@@ -203,10 +209,32 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return db, nil
 }
 
-// JournalReplayed is what Open found in the event journal of a process
-// that died: how many events it stored from there (answered for, not yet
-// stored when the process died), and how many lines it could not read (cut
-// by a power loss; their clients had no answer).
+// openJournals stores what the journals of a dead process hold, opens
+// them, and loads the lease table.
+func (db *DB) openJournals(ctx context.Context) error {
+	events, leases := journalPath(db.path), leaseJournalPath(db.path)
+	n, err := db.replayJournal(ctx, events)
+	if err != nil {
+		return err
+	}
+	m, err := db.replayLeases(ctx, leases)
+	if err != nil {
+		return err
+	}
+	db.journalReplayed = n + m
+	if db.jour, err = openJournal(events); err != nil {
+		return err
+	}
+	if db.ljour, err = openJournal(leases); err != nil {
+		return err
+	}
+	return db.leases.load(ctx, db)
+}
+
+// JournalReplayed is what Open found in the journals of a process that
+// died: how many booted reports and DHCP leases it stored from there
+// (answered for, not yet stored when the process died), and how many lines
+// it could not read (cut by a power loss; their clients had no answer).
 func (db *DB) JournalReplayed() (stored, unreadable int) {
 	return db.journalReplayed, db.journalBad
 }
@@ -234,7 +262,7 @@ func (db *DB) Close() error {
 	}
 	ferr := db.Flush(context.Background())
 	werr := db.w.close()
-	jerr := db.jour.close()
+	jerr := errors.Join(db.jour.close(), db.ljour.close())
 	cerr := db.ckpt.close()
 	db.stmtMu.Lock()
 	for _, s := range db.stmts {

@@ -16,7 +16,9 @@ import (
 )
 
 // durabilityEnv makes the test binary a durability child: the value is
-// "path,offset", the database and the first lease number.
+// "path,offset,stall", the database, the first lease number, and whether
+// the child holds its writer so that no lease reaches the database (each
+// is then only in the lease journal).
 const durabilityEnv = "UNDERCLOUD_INVENTORY_DURABILITY_CHILD"
 
 const durabilityLeases = 200
@@ -24,16 +26,18 @@ const durabilityLeases = 200
 // TestDurabilityAcrossKill runs a child process (this test binary again)
 // that commits leases from four goroutines and prints "committed i" once
 // Bind(i) has returned, and kills it with SIGKILL partway. Every lease the
-// child reported must be in the database when it is opened again.
+// child reported must be in the database when it is opened again. In the
+// last round the child's writer is stalled: what it reported is only in
+// the lease journal.
 func TestDurabilityAcrossKill(t *testing.T) {
 	if v := os.Getenv(durabilityEnv); v != "" {
 		durabilityChild(v) // does not return
 	}
 	path := filepath.Join(t.TempDir(), "durable.db")
 	partway := 0
-	for round, killAfter := range []int{20, 60, 120} {
-		offset := round * 1000
-		reported := runAndKill(t, path, offset, killAfter)
+	for round, killAfter := range []int{20, 60, 120, 150} {
+		offset, stall := round*1000, round == 3
+		reported := runAndKill(t, path, offset, killAfter, stall)
 		if len(reported) < durabilityLeases {
 			partway++
 		}
@@ -50,6 +54,9 @@ func TestDurabilityAcrossKill(t *testing.T) {
 				t.Errorf("round %d: lease %d stored as %s %s", round, i, l.IP, l.State)
 			}
 		}
+		if stored, _ := db.JournalReplayed(); stall && stored < len(reported) {
+			t.Errorf("round %d: %d leases replayed from the journal, want at least the %d reported", round, stored, len(reported))
+		}
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -62,10 +69,10 @@ func TestDurabilityAcrossKill(t *testing.T) {
 
 // runAndKill starts a child committing leases offset.. and kills it after
 // it has reported killAfter commits. It returns the lease numbers reported.
-func runAndKill(t *testing.T, path string, offset, killAfter int) []int {
+func runAndKill(t *testing.T, path string, offset, killAfter int, stall bool) []int {
 	t.Helper()
 	var reported []int
-	runKilled(t, "TestDurabilityAcrossKill", fmt.Sprintf("%s=%s,%d", durabilityEnv, path, offset), func(line string) childAction {
+	runKilled(t, "TestDurabilityAcrossKill", fmt.Sprintf("%s=%s,%d,%t", durabilityEnv, path, offset, stall), func(line string) childAction {
 		if line == "done" {
 			return childDone
 		}
@@ -144,16 +151,24 @@ func runKilled(t *testing.T, test, env string, onLine func(string) childAction) 
 // printing "committed i" after each Bind returns, then "done", then waits
 // to be killed.
 func durabilityChild(arg string) {
-	path, off, _ := strings.Cut(arg, ",")
-	offset, err := strconv.Atoi(off)
+	f := strings.Split(arg, ",")
+	offset, err := strconv.Atoi(f[1])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bad offset:", err)
 		os.Exit(2)
 	}
-	db, err := Open(context.Background(), path)
+	db, err := Open(context.Background(), f[0])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if f[2] == "true" {
+		inTx := make(chan struct{})
+		go db.do(context.Background(), func(*tx) error {
+			close(inTx)
+			select {} // the writer never commits again
+		})
+		<-inTx
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup

@@ -65,6 +65,9 @@ func fillLeases(t testing.TB, db *DB, first uint32, n int) {
 			FROM seq`, first, n)
 		return err
 	})
+	if err == nil {
+		err = db.leases.load(context.Background(), db)
+	}
 	if err != nil {
 		t.Fatalf("fill leases: %v", err)
 	}

@@ -10,18 +10,19 @@ import (
 	"sync"
 )
 
-// journal is the file of events written ahead of the database
-// (RecordDurable): an event whose report a client waits for is appended to
-// it with one write(2) and answered, and the writer stores it with the
-// buffered events in its next transaction. write(2) puts the line in the
-// kernel's page cache, which the death of the process does not touch: the
-// same promise a commit makes under synchronous=NORMAL (see the package
-// doc), without waiting for the single writer behind a storm's batches.
+// journal is a file of writes made durable ahead of the database: a write
+// a client waits for (a booted report, RecordDurable; a DHCP lease, see
+// leasetable.go) is appended to it as one JSON line with one write(2) and
+// answered, and the writer stores it in a coming transaction. write(2) puts
+// the line in the kernel's page cache, which the death of the process does
+// not touch: the same promise a commit makes under synchronous=NORMAL (see
+// the package doc), without waiting for the single writer behind a storm's
+// batches. There are two: events (<inventory>-events) and lease changes
+// (<inventory>-leases).
 //
 // Once every line appended has been stored the file is emptied. Open
-// stores the lines a dead process left, skipping those already in
-// boot_events (the process may have died between the commit and the
-// emptying), and empties it.
+// stores the lines a dead process left (replayJournal, replayLeases) and
+// empties it.
 type journal struct {
 	mu       sync.Mutex
 	f        *os.File
@@ -29,8 +30,11 @@ type journal struct {
 	stored   int // of those, how many the writer has committed
 }
 
-// journalPath is the journal of the inventory at path.
+// journalPath is the event journal of the inventory at path.
 func journalPath(path string) string { return path + "-events" }
+
+// leaseJournalPath is the lease journal of the inventory at path.
+func leaseJournalPath(path string) string { return path + "-leases" }
 
 // openJournal opens (creating) the journal at path for appending.
 func openJournal(path string) (*journal, error) {
@@ -41,9 +45,9 @@ func openJournal(path string) (*journal, error) {
 	return &journal{f: f}, nil
 }
 
-// append writes ev as one line.
-func (j *journal) append(ev Event) error {
-	line, err := json.Marshal(ev)
+// append writes v as one line.
+func (j *journal) append(v any) error {
+	line, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -51,7 +55,7 @@ func (j *journal) append(ev Event) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if _, err := j.f.Write(line); err != nil {
-		return fmt.Errorf("append to event journal: %w", err)
+		return fmt.Errorf("append to journal: %w", err)
 	}
 	j.appended++
 	return nil
@@ -71,13 +75,16 @@ func (j *journal) committed(n int) error {
 	}
 	j.stored, j.appended = 0, 0
 	if err := j.f.Truncate(0); err != nil {
-		return fmt.Errorf("empty event journal: %w", err)
+		return fmt.Errorf("empty journal %s: %w", j.f.Name(), err)
 	}
 	return nil
 }
 
 // close closes the file, removing it when nothing in it waits to be stored.
 func (j *journal) close() error {
+	if j == nil { // Open failed before opening it
+		return nil
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	err := j.f.Close()
@@ -87,9 +94,10 @@ func (j *journal) close() error {
 	return err
 }
 
-// readJournal returns the events of the journal at path, and how many of
-// its lines could not be read (a line cut by a power loss).
-func readJournal(path string) ([]Event, int, error) {
+// readJournal returns the records of the journal at path that decode and
+// pass valid, and how many of its lines do not (a line cut by a power
+// loss).
+func readJournal[T any](path string, valid func(T) bool) ([]T, int, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, 0, nil
@@ -97,28 +105,28 @@ func readJournal(path string) ([]Event, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	var evs []Event
+	var recs []T
 	bad := 0
 	for line := range bytes.Lines(data) {
-		var ev Event
-		if err := json.Unmarshal(line, &ev); err != nil || ev.MAC == "" || ev.Kind == "" {
+		var rec T
+		if err := json.Unmarshal(line, &rec); err != nil || !valid(rec) {
 			bad++
 			continue
 		}
-		evs = append(evs, ev)
+		recs = append(recs, rec)
 	}
-	return evs, bad, nil
+	return recs, bad, nil
 }
 
 // replayJournal stores the events the journal at path holds and
 // boot_events does not, then empties it: those a dead process had answered
 // for but not stored.
 func (db *DB) replayJournal(ctx context.Context, path string) (replayed int, err error) {
-	evs, bad, err := readJournal(path)
+	evs, bad, err := readJournal(path, func(ev Event) bool { return ev.MAC != "" && ev.Kind != "" })
 	if err != nil {
 		return 0, fmt.Errorf("read event journal %s: %w", path, err)
 	}
-	db.journalBad = bad
+	db.journalBad += bad
 	if len(evs) > 0 {
 		err = db.do(ctx, func(t *tx) error {
 			var missing []Event
@@ -143,8 +151,13 @@ func (db *DB) replayJournal(ctx context.Context, path string) (replayed int, err
 			return 0, fmt.Errorf("replay event journal %s: %w", path, err)
 		}
 	}
+	return replayed, emptyJournal(path)
+}
+
+// emptyJournal empties the journal at path once Open has stored it.
+func emptyJournal(path string) error {
 	if err := os.Truncate(path, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return replayed, fmt.Errorf("empty event journal %s: %w", path, err)
+		return fmt.Errorf("empty journal %s: %w", path, err)
 	}
-	return replayed, nil
+	return nil
 }

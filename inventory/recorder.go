@@ -52,7 +52,7 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event, journaled bool) er
 	}
 	// A full buffer makes the caller wait for a write of its oldest
 	// events, bounded as the queued writes are (a Flush of the 4,096 would
-	// hold every lease commit behind it). A journaled event does not wait:
+	// hold every write someone waits for behind it). A journaled event does not wait:
 	// it is durable already, and the requests that send one are bounded by
 	// the HTTP server's connection cap.
 	for !journaled && len(r.buf) >= recorderLimit {
@@ -74,10 +74,10 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event, journaled bool) er
 
 // eventsPerWrite bounds the events one queued write takes from the buffer;
 // the rest go in the next one, queued at once. Writes someone waits for (a
-// lease a DHCP answer needs, a booted report) commit in the same
-// transactions as these: behind a write of the 4,096 events a storm
-// buffers while the writer is busy, a DHCP answer and a booted report
-// each waited up to a second.
+// Flush, a version assignment) commit in the same transactions as these:
+// behind a write of the 4,096 events a storm buffers while the writer is
+// busy, a DHCP answer and a booted report each waited up to a second when
+// they still waited for the writer.
 const eventsPerWrite = 256
 
 // queueWrite queues a write of the buffered events.

@@ -183,7 +183,6 @@ func (w *writer) run(batch []*op, errs []error) {
 	if err := w.runTx(batch, errs); err != nil {
 		// Nothing of the batch is stored: every write that had succeeded
 		// fails with the transaction.
-		w.db.alloc.reset()
 		w.db.seen.reset()
 		for i := range errs {
 			if errs[i] == nil {
@@ -211,7 +210,6 @@ func (w *writer) runTx(batch []*op, errs []error) error {
 	// under its own savepoint, so only the failed one is undone. Writes
 	// rarely fail (an address held by another client), so the common case
 	// pays for no savepoint at all.
-	w.db.alloc.reset()
 	w.db.seen.reset()
 	clear(errs)
 	_, err = w.attempt(batch, errs, true)
@@ -249,9 +247,8 @@ func (w *writer) attempt(batch []*op, errs []error, savepoints bool) (done bool,
 	if err := stx.Commit(); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
-	w.db.alloc.keep()
 	w.db.ckpt.committed()
-	if err := w.db.jour.committed(t.journaled); err != nil {
+	if err := errors.Join(w.db.jour.committed(t.journaled), w.db.ljour.committed(t.leasesJournaled)); err != nil {
 		w.db.logError(err)
 	}
 	if w.db.Stored != nil && len(t.steps) > 0 {
@@ -271,10 +268,7 @@ func (t *tx) savepoint(fn func(*tx) error) (fnErr, err error) {
 		if _, err := t.exec("ROLLBACK TO op"); err != nil {
 			return fnErr, fmt.Errorf("rollback to savepoint: %w", err)
 		}
-		t.w.db.alloc.undo()
 		t.w.db.seen.reset()
-	} else {
-		t.w.db.alloc.keep()
 	}
 	if _, err := t.exec("RELEASE op"); err != nil {
 		return fnErr, fmt.Errorf("release savepoint: %w", err)
@@ -304,8 +298,9 @@ type tx struct {
 	w   *writer
 	// steps are the MACs of the boot steps stored, for DB.Stored.
 	steps []sites.MAC
-	// journaled counts the journal's events stored (RecordDurable).
-	journaled int
+	// journaled counts the journal's events stored (RecordDurable),
+	// leasesJournaled the lease journal's changes.
+	journaled, leasesJournaled int
 }
 
 // stepStored notes that a boot step of mac is stored in t.

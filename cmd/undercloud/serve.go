@@ -91,8 +91,8 @@ func newServer(ctx context.Context, cfg *serveConfig, sec *secrets.Secrets, log 
 	s := &server{cfg: cfg, log: log, secrets: sec, db: db, refresh: make(chan bool, 1),
 		metrics: web.NewMetrics(buildVersion())}
 	if stored, unreadable := db.JournalReplayed(); stored+unreadable > 0 {
-		log.Warn("inventory: stored the reports the last run answered but had not stored (it did not stop cleanly)",
-			"reports", stored, "unreadable_lines", unreadable)
+		log.Warn("inventory: stored the booted reports and DHCP leases the last run answered but had not stored (it did not stop cleanly)",
+			"stored", stored, "unreadable_lines", unreadable)
 	}
 	s.metrics.CountFoldedEvents(db.Folded)
 	db.DiscoveryRate = cfg.DiscoveryRate
