@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"strings"
@@ -10,9 +11,14 @@ import (
 	"github.com/undercloud/undercloud/sites"
 )
 
-// recorderLimit bounds the events waiting in memory; Record waits for the
-// writer beyond it.
-const recorderLimit = 4096
+// recorderLimit bounds the events waiting in memory (an event takes about
+// 400 bytes, so at most about 25 MiB); Record waits for the writer beyond
+// it. The DHCP path records from the goroutine that reads the socket, so a
+// wait there stops DHCP: at 4,096, a bring-up of 5,000 machines filled the
+// buffer while the writer was starved of CPU by the downloads, the socket
+// overflowed and 872 machines gave up DHCP. At this limit all 5,000
+// booted and every event was stored.
+const recorderLimit = 65536
 
 // recorder buffers the events of Record until the writer stores them all in
 // one write of its next transaction. Buffering in a slice rather than
@@ -22,6 +28,7 @@ type recorder struct {
 	mu      sync.Mutex
 	buf     []buffered
 	pending bool   // a write that will take buf is queued
+	limit   int    // recorderLimit; tests lower it
 	fold    folder // which events are repeats, counted rather than stored
 }
 
@@ -51,11 +58,11 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event, journaled bool) er
 		return nil
 	}
 	// A full buffer makes the caller wait for a write of its oldest
-	// events, bounded as the queued writes are (a Flush of the 4,096 would
+	// events, bounded as the queued writes are (a Flush of the whole buffer would
 	// hold every write someone waits for behind it). A journaled event does not wait:
 	// it is durable already, and the requests that send one are bounded by
 	// the HTTP server's connection cap.
-	for !journaled && len(r.buf) >= recorderLimit {
+	for !journaled && len(r.buf) >= cmp.Or(r.limit, recorderLimit) {
 		r.mu.Unlock()
 		if err := db.do(ctx, r.takeOnce(db, eventsPerWrite)); err != nil {
 			return err
@@ -75,7 +82,7 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event, journaled bool) er
 // eventsPerWrite bounds the events one queued write takes from the buffer;
 // the rest go in the next one, queued at once. Writes someone waits for (a
 // Flush, a version assignment) commit in the same transactions as these:
-// behind a write of the 4,096 events a storm buffers while the writer is
+// behind one write of the thousands of events a storm buffers while the writer is
 // busy, a DHCP answer and a booted report each waited up to a second when
 // they still waited for the writer.
 const eventsPerWrite = 256
@@ -133,7 +140,7 @@ func (r *recorder) take(db *DB, limit int) []buffered {
 	defer r.mu.Unlock()
 	evs := r.buf
 	if limit > 0 && len(evs) > limit {
-		r.buf = append(make([]buffered, 0, recorderLimit), evs[limit:]...)
+		r.buf = append(make([]buffered, 0, len(evs)-limit), evs[limit:]...)
 		// From a goroutine: this runs on the writer, whose queue may be
 		// full. pending stays set: the rest is as good as queued.
 		go r.queueWrite(db)

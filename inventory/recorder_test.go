@@ -82,7 +82,8 @@ func TestRecordBuffersAndFolds(t *testing.T) {
 func TestRecordConcurrent(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t, nil)
-	const goroutines, each = 8, 1000 // 8000 > recorderLimit
+	db.rec.limit = 4096
+	const goroutines, each = 8, 1000 // 8000 > the limit
 	var wg sync.WaitGroup
 	for g := range goroutines {
 		wg.Go(func() {
