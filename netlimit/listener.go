@@ -87,9 +87,14 @@ func (c *conn) Close() error {
 	return err
 }
 
-// ReadFrom keeps the sendfile path of *net.TCPConn open to net/http: an
-// artifact of a gigabyte is sent by the kernel, not copied through Go.
+// ReadFrom keeps the sendfile path open to net/http: an artifact of a
+// gigabyte is sent by the kernel, not copied through Go (see sendFile).
 func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		if n, handled, err := sendFile(tc, r); handled {
+			return n, err
+		}
+	}
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
