@@ -209,3 +209,60 @@ func TestJournalEmptiedOnceStored(t *testing.T) {
 		t.Errorf("%d events stored, want 5 (durable reports are never folded)", len(evs))
 	}
 }
+
+// The lease journal of a dead process is stored in order at the next Open,
+// so the last change of an address wins. A torn line and a change the
+// database refuses are counted as unreadable, and the others still go in.
+func TestLeaseJournalReplay(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "inventory.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
+	bound := Lease{IP: testIP(1), MAC: testMAC(1), Site: "lab", State: LeaseBound, Expires: at.Add(time.Hour), Updated: at}
+	released := bound
+	released.State, released.Expires, released.Updated = LeaseReleased, at.Add(time.Minute), at.Add(time.Minute)
+	moved := Lease{IP: testIP(2), MAC: testMAC(1), Site: "lab", State: LeaseBound, Expires: at.Add(2 * time.Hour), Updated: at.Add(2 * time.Minute)}
+	refused := Lease{IP: testIP(3), MAC: testMAC(3), State: "bogus", Expires: at, Updated: at}
+	j, err := openJournal(leaseJournalPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []Lease{bound, released, refused, moved} {
+		if err := j.append(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := j.f.WriteString(`{"IP":"10.0.0.9","MAC":"52:54:00:00:00:09","Sta`); err != nil {
+		t.Fatal(err)
+	}
+	j.f.Close()
+
+	db, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if stored, bad := db.JournalReplayed(); stored != 3 || bad != 2 {
+		t.Errorf("replayed %d, unreadable %d; want 3 and 2", stored, bad)
+	}
+	ls, err := db.Leases(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 1 || ls[0] != moved {
+		t.Errorf("leases after replay: %+v, want only the last change, %+v", ls, moved)
+	}
+	var n int
+	if err := db.read.QueryRow(`SELECT count(*) FROM leases WHERE mac = ? AND ip_num = ? AND state = 'bound'`, string(moved.MAC), 10<<24+2).Scan(&n); err != nil || n != 1 {
+		t.Errorf("stored rows of the moved lease: %d (%v), want 1", n, err)
+	}
+	if fi, err := os.Stat(leaseJournalPath(path)); err != nil || fi.Size() != 0 {
+		t.Errorf("lease journal after replay: %v, %v; want it empty", fi, err)
+	}
+}

@@ -296,19 +296,28 @@ func (t *tx) putLease(l Lease) error {
 // replayLeases stores the lease changes the journal at path holds, in
 // order, then empties it: those a dead process had answered for but not
 // stored. Storing one already stored changes nothing, so all are stored
-// again.
+// again. A change the database refuses is counted with the unreadable
+// lines and logged, and does not keep the server from starting.
 func (db *DB) replayLeases(ctx context.Context, path string) (int, error) {
 	ls, bad, err := readJournal(path, func(l Lease) bool { return l.IP.Is4() && l.State != "" })
 	if err != nil {
 		return 0, fmt.Errorf("read lease journal %s: %w", path, err)
 	}
-	db.journalBad += bad
+	stored := 0
 	if len(ls) > 0 {
 		err := db.do(ctx, func(t *tx) error {
+			stored = 0
 			for _, l := range ls {
-				if err := t.putLease(l); err != nil {
-					return fmt.Errorf("lease of %s: %w", l.IP, err)
+				ferr, err := t.savepoint(func(t *tx) error { return t.putLease(l) })
+				if err != nil {
+					return err
 				}
+				if ferr != nil {
+					bad++
+					db.logError(fmt.Errorf("replay lease journal %s: lease of %s to %q: %w", path, l.IP, l.MAC, ferr))
+					continue
+				}
+				stored++
 			}
 			return nil
 		})
@@ -316,7 +325,8 @@ func (db *DB) replayLeases(ctx context.Context, path string) (int, error) {
 			return 0, fmt.Errorf("replay lease journal %s: %w", path, err)
 		}
 	}
-	return len(ls), emptyJournal(path)
+	db.journalBad += bad
+	return stored, emptyJournal(path)
 }
 
 // LeaseByMAC returns the lease of mac, active or not.
