@@ -138,19 +138,7 @@ func TestJournalReplaySkipsStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What a dead process may leave: ev1 (stored), ev2 (not), a torn line.
-	j, err := openJournal(journalPath(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range []Event{ev1, ev2} {
-		if err := j.append(ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := j.f.WriteString(`{"At":"2026-12-07T02:00:02Z","MAC":"52:54:00:00:00:03","Kind":"boo`); err != nil {
-		t.Fatal(err)
-	}
-	j.f.Close()
+	leaveJournal(t, journalPath(path), `{"At":"2026-12-07T02:00:02Z","MAC":"52:54:00:00:00:03","Kind":"boo`, ev1, ev2)
 
 	db, err = Open(ctx, path)
 	if err != nil {
@@ -229,19 +217,7 @@ func TestLeaseJournalReplay(t *testing.T) {
 	released.State, released.Expires, released.Updated = LeaseReleased, at.Add(time.Minute), at.Add(time.Minute)
 	moved := Lease{IP: testIP(2), MAC: testMAC(1), Site: "lab", State: LeaseBound, Expires: at.Add(2 * time.Hour), Updated: at.Add(2 * time.Minute)}
 	refused := Lease{IP: testIP(3), MAC: testMAC(3), State: "bogus", Expires: at, Updated: at}
-	j, err := openJournal(leaseJournalPath(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range []Lease{bound, released, refused, moved} {
-		if err := j.append(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := j.f.WriteString(`{"IP":"10.0.0.9","MAC":"52:54:00:00:00:09","Sta`); err != nil {
-		t.Fatal(err)
-	}
-	j.f.Close()
+	leaveJournal(t, leaseJournalPath(path), `{"IP":"10.0.0.9","MAC":"52:54:00:00:00:09","Sta`, bound, released, refused, moved)
 
 	db, err = Open(ctx, path)
 	if err != nil {
@@ -264,5 +240,24 @@ func TestLeaseJournalReplay(t *testing.T) {
 	}
 	if fi, err := os.Stat(leaseJournalPath(path)); err != nil || fi.Size() != 0 {
 		t.Errorf("lease journal after replay: %v, %v; want it empty", fi, err)
+	}
+}
+
+// leaveJournal writes what a process that died may leave in the journal at
+// path: the records, then a line cut short (torn).
+func leaveJournal[T any](t *testing.T, path, torn string, recs ...T) {
+	t.Helper()
+	j, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.f.Close()
+	for _, r := range recs {
+		if err := j.append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := j.f.WriteString(torn); err != nil {
+		t.Fatal(err)
 	}
 }
