@@ -109,7 +109,7 @@ func (db *DB) Offer(ctx context.Context, req LeaseRequest) (Lease, error) {
 		return Lease{}, err
 	}
 	l, err := db.changeLease(func(lt *leaseTable, now time.Time) (Lease, error) {
-		n, mine, _, err := lt.claim(req, now)
+		n, mine, err := lt.claim(req, now)
 		if err != nil {
 			return Lease{}, err
 		}
@@ -132,7 +132,7 @@ func (db *DB) Bind(ctx context.Context, req LeaseRequest) (Lease, error) {
 		return Lease{}, err
 	}
 	l, err := db.changeLease(func(lt *leaseTable, now time.Time) (Lease, error) {
-		n, _, _, err := lt.claim(req, now)
+		n, _, err := lt.claim(req, now)
 		if err != nil {
 			return Lease{}, err
 		}

@@ -85,15 +85,14 @@ func (lt *leaseTable) of(mac sites.MAC) *storedLease {
 	return lt.at(n)
 }
 
-// claim finds the client's lease and the lease at req.IP, and fails with
+// claim returns req.IP as a number and the client's lease, and fails with
 // ErrConflict when another client's lease, offer or a decline hold is on the
 // address: the first step of both Offer and Bind. The caller holds mu.
-func (lt *leaseTable) claim(req LeaseRequest, now time.Time) (n uint32, mine, at *storedLease, err error) {
+func (lt *leaseTable) claim(req LeaseRequest, now time.Time) (n uint32, mine *storedLease, err error) {
 	if n, err = addrNum(req.IP); err != nil {
-		return 0, nil, nil, err
+		return 0, nil, err
 	}
-	mine, at = lt.of(req.MAC), lt.at(n)
-	return n, mine, at, conflict(req.MAC, at, now)
+	return n, lt.of(req.MAC), conflict(req.MAC, lt.at(n), now)
 }
 
 // conflict fails with ErrConflict when at is another client's lease (or a
