@@ -155,3 +155,24 @@ func TestLeasesOfSite(t *testing.T) {
 		t.Errorf("all leases: %d, %v", len(all), err)
 	}
 }
+
+// LeaseNow answers at once: a lease, or no answer while a change holds the
+// table (the DHCP reader then hands the packet to a worker).
+func TestLeaseNow(t *testing.T) {
+	db := openTest(t, nil)
+	if _, err := db.Bind(context.Background(), LeaseRequest{MAC: testMAC(1), IP: testIP(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := db.LeaseNow(testMAC(1)); !ok || l.IP != testIP(1) {
+		t.Fatalf("LeaseNow = %v, %t; want the bound %s", l.IP, ok, testIP(1))
+	}
+	if _, ok := db.LeaseNow(testMAC(2)); ok {
+		t.Error("LeaseNow found a lease for a MAC without one")
+	}
+	db.leases.mu.Lock()
+	_, ok := db.LeaseNow(testMAC(1))
+	db.leases.mu.Unlock()
+	if ok {
+		t.Error("LeaseNow answered while the table was held")
+	}
+}

@@ -338,6 +338,21 @@ func (db *DB) LeaseByMAC(ctx context.Context, mac sites.MAC) (Lease, error) {
 	return Lease{}, fmt.Errorf("lease of %s: %w", mac, ErrNotFound)
 }
 
+// LeaseNow returns the lease of mac, active or not, if the table can be
+// read at once: the DHCP server asks from the goroutine that reads its
+// socket, which must not wait behind a change being journaled and queued.
+// ok is false when mac has no lease or the table is busy.
+func (db *DB) LeaseNow(mac sites.MAC) (l Lease, ok bool) {
+	if !db.leases.mu.TryLock() {
+		return Lease{}, false
+	}
+	defer db.leases.mu.Unlock()
+	if sl := db.leases.of(mac); sl != nil {
+		return sl.Lease, true
+	}
+	return Lease{}, false
+}
+
 // LeaseByIP returns the lease of ip, active or not.
 func (db *DB) LeaseByIP(ctx context.Context, ip netip.Addr) (Lease, error) {
 	n, err := addrNum(ip)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/undercloud/undercloud/dhcp"
@@ -25,17 +24,12 @@ var (
 // answers on it) is kept out of the dynamic range.
 const declineHold = 10 * time.Minute
 
-// Leases adapts the inventory's lease table to dhcp.Leases and pxe.Leases,
-// with lease caching. Make it with NewLeases.
+// Leases adapts the inventory's lease table to dhcp.Leases and pxe.Leases.
+// The inventory decides leases in memory (inventory/leasetable.go), so what
+// a client already holds is answered from there without a write: the
+// REQUEST after an OFFER, a reboot's DISCOVER, lease caching.
 type Leases struct {
 	db *inventory.DB
-	// offers remembers the address each MAC was just offered: the DHCP
-	// server asks Offer again on the REQUEST, and the answer is the same
-	// (the inventory holds the offer for inventory.DefaultOfferTime), so it
-	// need not queue behind every other write to be told so.
-	offers *leaseCache
-	// binds remembers the leases this process committed, for lease caching.
-	binds *leaseCache
 }
 
 // cacheThreshold is lease caching (Kea's cache-threshold, ISC dhcpd's
@@ -46,133 +40,87 @@ type Leases struct {
 // not write each lease three times.
 const cacheThreshold = 0.25
 
+// offerMargin is how much of an offer must be left for it to be offered
+// again without a write: the client's REQUEST must find it still held.
+const offerMargin = inventory.DefaultOfferTime / 4
+
 // NewLeases returns the leases of db.
-func NewLeases(db *inventory.DB) Leases {
-	return Leases{db: db, offers: &leaseCache{m: map[string]cachedLease{}}, binds: &leaseCache{m: map[string]cachedLease{}}}
-}
+func NewLeases(db *inventory.DB) Leases { return Leases{db: db} }
 
 func (l Leases) Offer(ctx context.Context, hw net.HardwareAddr, sn dhcp.Subnet, want netip.Addr) (netip.Addr, error) {
+	if ip, ok := l.CachedOffer(hw, sn, want); ok {
+		return ip, nil
+	}
 	if sn.Range == nil {
 		return netip.Addr{}, dhcp.ErrRangeFull
 	}
-	mac := hw.String()
-	if ip, ok := l.cachedOffer(mac, sn.Site, want); ok {
-		return ip, nil
-	}
-	lease, err := l.db.Allocate(ctx, inventory.LeaseRequest{MAC: sites.MAC(mac), IP: want, Site: sn.Site},
+	lease, err := l.db.Allocate(ctx, inventory.LeaseRequest{MAC: sites.MAC(hw.String()), IP: want, Site: sn.Site},
 		sites.Range{Start: sn.Range.First, End: sn.Range.Last})
 	if errors.Is(err, inventory.ErrRangeFull) {
 		return netip.Addr{}, fmt.Errorf("%w: %v", dhcp.ErrRangeFull, err)
 	}
-	if err == nil {
-		l.offers.put(mac, sn.Site, lease.IP, time.Now().Add(offerHold))
-	}
 	return lease.IP, err
 }
 
-// CachedOffer is the address offered a moment ago, or the lease the MAC
-// holds: either is what the inventory would answer, without the round trip.
+// CachedOffer is the address the MAC holds in sn's range, offered or
+// bound: what Allocate would answer, without a write.
 func (l Leases) CachedOffer(hw net.HardwareAddr, sn dhcp.Subnet, want netip.Addr) (netip.Addr, bool) {
 	if sn.Range == nil {
 		return netip.Addr{}, false
 	}
-	return l.cachedOffer(hw.String(), sn.Site, want)
+	lease, ok := l.held(hw, sn.Site)
+	if !ok || !sn.Range.Contains(lease.IP) || (want.IsValid() && want != lease.IP) ||
+		lease.Expires.Sub(time.Now()) < offerMargin {
+		return netip.Addr{}, false
+	}
+	return lease.IP, true
 }
 
-func (l Leases) cachedOffer(mac, site string, want netip.Addr) (netip.Addr, bool) {
-	for _, c := range [...]*leaseCache{l.offers, l.binds} {
-		if e, ok := c.get(mac, site); ok && (!want.IsValid() || want == e.ip) {
-			return e.ip, true
-		}
+// held is the MAC's lease on site, if the inventory can tell at once and
+// it is still offered or bound.
+func (l Leases) held(hw net.HardwareAddr, site string) (inventory.Lease, bool) {
+	lease, ok := l.db.LeaseNow(sites.MAC(hw.String()))
+	if !ok || lease.Site != site || (lease.State != inventory.LeaseOffered && lease.State != inventory.LeaseBound) ||
+		!lease.Active(time.Now()) {
+		return inventory.Lease{}, false
 	}
-	return netip.Addr{}, false
+	return lease, true
 }
 
 func (l Leases) Commit(ctx context.Context, d dhcp.Lease) (time.Time, error) {
 	if exp, ok := l.CachedCommit(d); ok {
 		return exp, nil
 	}
-	mac := d.MAC.String()
-	_, err := l.db.Bind(ctx, inventory.LeaseRequest{
-		MAC: sites.MAC(mac), IP: d.IP, Site: d.Site, Hostname: d.Hostname, Duration: time.Until(d.Expires),
+	lease, err := l.db.Bind(ctx, inventory.LeaseRequest{
+		MAC: sites.MAC(d.MAC.String()), IP: d.IP, Site: d.Site, Hostname: d.Hostname, Duration: time.Until(d.Expires),
 	})
+	if errors.Is(err, inventory.ErrConflict) {
+		return time.Time{}, fmt.Errorf("%w: %v", dhcp.ErrConflict, err)
+	}
 	if err != nil {
-		l.forget(mac)
-		if errors.Is(err, inventory.ErrConflict) {
-			return time.Time{}, fmt.Errorf("%w: %v", dhcp.ErrConflict, err)
-		}
 		return time.Time{}, err
 	}
-	l.binds.put(mac, d.Site, d.IP, d.Expires)
-	return d.Expires, nil
+	return lease.Expires, nil // as stored: to the millisecond
 }
 
-// CachedCommit is lease caching: the lease d asks for, committed a moment
-// ago (within cacheThreshold of its time), with the time it has left.
+// CachedCommit is lease caching: the lease d asks for, bound already with
+// at least (1 - cacheThreshold) of the time d asks for left, and that time.
 func (l Leases) CachedCommit(d dhcp.Lease) (time.Time, bool) {
+	lease, ok := l.held(d.MAC, d.Site)
 	now := time.Now()
-	c, ok := l.binds.get(d.MAC.String(), d.Site)
-	if !ok || c.ip != d.IP || c.until.Sub(now) < time.Duration(float64(d.Expires.Sub(now))*(1-cacheThreshold)) {
+	if !ok || lease.State != inventory.LeaseBound || lease.IP != d.IP ||
+		lease.Expires.Sub(now) < time.Duration(float64(d.Expires.Sub(now))*(1-cacheThreshold)) {
 		return time.Time{}, false
 	}
-	return c.until, true
+	return lease.Expires, true
 }
 
 func (l Leases) Release(ctx context.Context, hw net.HardwareAddr, ip netip.Addr) error {
-	l.forget(hw.String())
 	return l.db.Release(ctx, sites.MAC(hw.String()), ip)
 }
 
 func (l Leases) Decline(ctx context.Context, hw net.HardwareAddr, ip netip.Addr) error {
-	l.forget(hw.String())
 	return l.db.Decline(ctx, sites.MAC(hw.String()), ip, declineHold)
-}
-
-// forget drops what the caches know of a MAC: its lease changed.
-func (l Leases) forget(mac string) {
-	l.offers.del(mac)
-	l.binds.del(mac)
-}
-
-// leaseCache maps a MAC to an address on a site, valid until a time.
-type leaseCache struct {
-	mu sync.Mutex
-	m  map[string]cachedLease
-}
-
-type cachedLease struct {
-	site  string
-	ip    netip.Addr
-	until time.Time
-}
-
-// offerHold is how long a cached offer answers: under the inventory's
-// DefaultOfferTime, so the inventory's hold always outlives the cache's.
-const offerHold = inventory.DefaultOfferTime * 3 / 4
-
-func (c *leaseCache) get(mac, site string) (cachedLease, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[mac]
-	if !ok || e.site != site || !time.Now().Before(e.until) {
-		return cachedLease{}, false
-	}
-	return e, true
-}
-
-func (c *leaseCache) put(mac, site string, ip netip.Addr, until time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= 100000 { // bound memory; a miss only costs an inventory round trip
-		clear(c.m)
-	}
-	c.m[mac] = cachedLease{site: site, ip: ip, until: until}
-}
-
-func (c *leaseCache) del(mac string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, mac)
 }
 
 func (l Leases) MACByIP(ctx context.Context, ip netip.Addr) (string, bool) {
