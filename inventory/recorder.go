@@ -13,11 +13,10 @@ import (
 
 // recorderLimit bounds the events waiting in memory (an event takes about
 // 400 bytes, so at most about 25 MiB); Record waits for the writer beyond
-// it. The DHCP path records from the goroutine that reads the socket, so a
-// wait there stops DHCP: at 4,096, a bring-up of 5,000 machines filled the
-// buffer while the writer was starved of CPU by the downloads, the socket
-// overflowed and 872 machines gave up DHCP. At this limit all 5,000
-// booted and every event was stored.
+// it. It is sized for the bring-up of thousands of machines at once, about
+// ten events each, while the downloads starve the writer of CPU: the DHCP
+// server records from the goroutine that reads its socket, and a wait
+// there stops DHCP.
 const recorderLimit = 65536
 
 // recorder buffers the events of Record until the writer stores them all in
@@ -58,10 +57,11 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event, journaled bool) er
 		return nil
 	}
 	// A full buffer makes the caller wait for a write of its oldest
-	// events, bounded as the queued writes are (a Flush of the whole buffer would
-	// hold every write someone waits for behind it). A journaled event does not wait:
-	// it is durable already, and the requests that send one are bounded by
-	// the HTTP server's connection cap.
+	// events, bounded as the queued writes are (a Flush of the whole
+	// buffer would hold every write someone waits for behind it). A
+	// journaled event does not wait: it is durable already, and the
+	// requests that send one are bounded by the HTTP server's connection
+	// cap.
 	for !journaled && len(r.buf) >= cmp.Or(r.limit, recorderLimit) {
 		r.mu.Unlock()
 		if err := db.do(ctx, r.takeOnce(db, eventsPerWrite)); err != nil {
@@ -81,10 +81,9 @@ func (r *recorder) add(ctx context.Context, db *DB, ev Event, journaled bool) er
 
 // eventsPerWrite bounds the events one queued write takes from the buffer;
 // the rest go in the next one, queued at once. Writes someone waits for (a
-// Flush, a version assignment) commit in the same transactions as these:
-// behind one write of the thousands of events a storm buffers while the writer is
-// busy, a DHCP answer and a booted report each waited up to a second when
-// they still waited for the writer.
+// Flush, a version assignment) commit in the same transactions as these,
+// and must not queue behind one write of the thousands of events a storm
+// buffers while the writer is busy.
 const eventsPerWrite = 256
 
 // queueWrite queues a write of the buffered events.

@@ -208,8 +208,7 @@ func (w *writer) runTx(batch []*op, errs []error) error {
 	// A write failed, and what it may have written half is in the
 	// transaction: roll the whole batch back and replay it with each write
 	// under its own savepoint, so only the failed one is undone. Writes
-	// rarely fail (an address held by another client), so the common case
-	// pays for no savepoint at all.
+	// rarely fail, so the common case pays for no savepoint at all.
 	w.db.seen.reset()
 	clear(errs)
 	_, err = w.attempt(batch, errs, true)
