@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -78,9 +79,17 @@ func TestRandomMACFloodStaysBounded(t *testing.T) {
 		t.Errorf("WAL %d MiB, want at most %d", fi.Size()>>20, inventory.WALLimit>>20)
 	}
 	for _, path := range []string{"/", "/machines", "/discovered", "/api/v1/machines", "/api/v1/discovered", "/api/v1/sites"} {
-		start := time.Now()
-		code, body := f.call(viewerSecret, http.MethodGet, path, nil)
-		took := time.Since(start)
+		// The fastest of three: make test runs this beside the QEMU lab,
+		// whose load once stretched one answer of 14 ms to 1.15 s. A page
+		// that is slow by itself (a scan of the flood) is slow every time.
+		var code int
+		var body []byte
+		took := time.Duration(math.MaxInt64)
+		for range 3 {
+			start := time.Now()
+			code, body = f.call(viewerSecret, http.MethodGet, path, nil)
+			took = min(took, time.Since(start))
+		}
 		t.Logf("%s: %d bytes in %v", path, len(body), took)
 		if code != http.StatusOK {
 			t.Errorf("%s: %d %s", path, code, body)
